@@ -1,0 +1,156 @@
+"""Reading and writing the recipe's audio files: raw WSJ0 samples in, atomic 16-bit/float wavs out.
+
+Every reader names the file and the fix when something is wrong; every writer goes through a
+temporary file in the same folder and ``os.replace``, so a killed job never leaves a truncated wav
+behind, and a rerun can trust every wav it finds.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+INT16_MAX = 32767
+INT16_MIN = -32768
+# The suffix of files being written: a run that finds one knows it was killed mid-write.
+PARTIAL_SUFFIX = ".partial"
+# WSJ0 ships as NIST SPHERE ``.wv1``/``.wv2``; the public scripts expect ``.wav`` conversions.
+SPHERE_SUFFIXES = (".wv1", ".WV1", ".wv2", ".WV2", ".sph", ".SPH")
+
+
+class AudioFileError(ValueError):
+    """A wav that is missing, unreadable, or not what the recipe needs."""
+
+
+def resolve_utterance(wsj_root: Path, relative_path: str) -> Path:
+    """Find a WSJ0 utterance given as ``wsj0/.../x.wav``, accepting a SPHERE original instead.
+
+    Returns the ``.wav`` path when it exists, else the first existing SPHERE sibling
+    (``.wv1``...), else the ``.wav`` path (which the caller reports as missing).
+    """
+    wav = Path(wsj_root) / relative_path
+    if wav.exists():
+        return wav
+    for suffix in SPHERE_SUFFIXES:
+        candidate = wav.with_suffix(suffix)
+        if candidate.exists():
+            return candidate
+    return wav
+
+
+def _sphere_coding(path: Path) -> str:
+    """The ``sample_coding`` field of a NIST SPHERE header ('' when absent or not SPHERE)."""
+    with open(path, "rb") as handle:
+        head = handle.read(1024)
+    if not head.startswith(b"NIST_1A"):
+        return ""
+    match = re.search(rb"sample_coding\s+-s\d+\s+(\S+)", head)
+    return match.group(1).decode("ascii", "replace") if match else ""
+
+
+def check_readable(path: Path, expected_rate: int | None = None) -> sf._SoundFileInfo:
+    """Header-only check that ``path`` is a readable audio file (at ``expected_rate`` Hz if given).
+
+    Raises:
+        AudioFileError: missing file, shorten-compressed SPHERE, unreadable file or wrong rate,
+            with the fix in the message.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise AudioFileError(f"{path}: file not found")
+    if "shorten" in _sphere_coding(path):
+        raise AudioFileError(
+            f"{path}: NIST SPHERE with shorten compression, which libsndfile cannot read. Convert WSJ0 "
+            "to wav first, e.g. `sph2pipe -f wav X.wv1 X.wav` for every file (the public "
+            "Binaural-WSJ0Mix scripts expect wsj0/.../*.wav)"
+        )
+    try:
+        info = sf.info(str(path))
+    except (RuntimeError, sf.LibsndfileError) as error:
+        raise AudioFileError(f"{path}: unreadable audio file ({error}); re-copy or re-convert it") from error
+    if info.frames == 0:
+        raise AudioFileError(f"{path}: empty audio file (0 samples); re-copy it")
+    if expected_rate is not None and info.samplerate != expected_rate:
+        raise AudioFileError(
+            f"{path}: sample rate {info.samplerate} Hz, expected {expected_rate} Hz; "
+            f"resample the corpus to {expected_rate} Hz (e.g. with sox) or use the original WSJ0 files"
+        )
+    return info
+
+
+def read_int16_first_channel(path: Path, expected_rate: int | None = None) -> tuple[np.ndarray, int]:
+    """Read the first channel as raw int16 values (not scaled to ±1), as the public scripts do.
+
+    Returns:
+        samples: int16 ``[time]``; sample_rate: Hz.
+    """
+    check_readable(path, expected_rate)
+    try:
+        data, rate = sf.read(str(path), dtype="int16", always_2d=True)
+    except (RuntimeError, sf.LibsndfileError) as error:
+        raise AudioFileError(f"{path}: corrupt audio data ({error}); re-copy or re-convert it") from error
+    return data[:, 0], rate
+
+
+def read_float(path: Path, expected_rate: int | None = None, channels: int | None = None) -> tuple[np.ndarray, int]:
+    """Read a wav as float64 in [-1, 1], ``[time, channel]``, checking rate and channel count."""
+    info = check_readable(path, expected_rate)
+    if channels is not None and info.channels != channels:
+        raise AudioFileError(
+            f"{path}: {info.channels} channel(s), expected {channels}"
+            + (" (left, right): a mono file carries no interaural cues" if channels == 2 else "")
+        )
+    try:
+        data, rate = sf.read(str(path), dtype="float64", always_2d=True)
+    except (RuntimeError, sf.LibsndfileError) as error:
+        raise AudioFileError(f"{path}: corrupt audio data ({error}); re-copy or regenerate it") from error
+    if not np.all(np.isfinite(data)):
+        raise AudioFileError(f"{path}: contains NaN or infinite samples; regenerate it")
+    return data, rate
+
+
+def to_int16(samples: np.ndarray) -> tuple[np.ndarray, int]:
+    """Quantise as MATLAB's old ``wavwrite`` did (``astype(int16)``: truncation toward zero).
+
+    Samples beyond the int16 range are clipped (``astype`` would wrap them around); the count is
+    returned so that the caller can report it.
+
+    Returns:
+        int16 array of the same shape; number of clipped samples.
+    """
+    clipped = int(np.count_nonzero((samples > INT16_MAX) | (samples < INT16_MIN)))
+    if clipped:
+        samples = np.clip(samples, INT16_MIN, INT16_MAX)
+    return samples.astype(np.int16), clipped
+
+
+def write_atomic(path: Path, samples: np.ndarray, sample_rate: int, subtype: str = "PCM_16") -> None:
+    """Write ``samples`` ``[time]`` or ``[time, channel]`` to ``path`` through a temporary file.
+
+    The temporary file sits in the same folder (same file system), so ``os.replace`` is atomic: the
+    wav appears complete or not at all.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=PARTIAL_SUFFIX, dir=path.parent)
+    os.close(handle)
+    try:
+        sf.write(temporary, samples, sample_rate, subtype=subtype, format="WAV")
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
+def remove_partial_files(folder: Path) -> int:
+    """Delete temporary files a killed run left under ``folder``; returns how many."""
+    count = 0
+    for leftover in Path(folder).rglob(f"*{PARTIAL_SUFFIX}"):
+        leftover.unlink(missing_ok=True)
+        count += 1
+    return count
