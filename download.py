@@ -1,0 +1,525 @@
+"""Download and unpack public data at run time: verified, resumable, atomic.
+
+Used for the public Binaural-WSJ0Mix repository archive (official metadata + CIPIC WAV database),
+and reusable for DEMAND noise and the BRIR Sim Set through :class:`RemoteArchive`.
+
+Guarantees, so that a killed or failed run never leaves something a rerun would trust:
+
+- a file is streamed to ``<dest>.part`` and only ``os.replace``-d to ``<dest>`` once every byte
+  announced by ``Content-Length`` arrived and the size / SHA-256 (when known) match;
+- a ``.part`` left by an interrupted transfer is resumed with an HTTP ``Range`` request when the
+  server supports it (guarded by ``If-Range`` so a changed remote file restarts from zero);
+- an archive is integrity-checked (``testzip`` / full tar read) and scanned for path-traversal
+  members before extraction, extracted into a temporary sibling folder, checked for every
+  required path, then renamed into place in one step;
+- an already complete target is used as is, without any network access.
+
+The Binaural-WSJ0Mix archive URL can be overridden for mirrors or offline copies with the
+environment variable ``BINAURAL_WSJ0MIX_URL`` (any ``http(s)://`` or ``file://`` URL, or a plain
+local path to the zip).
+"""
+from __future__ import annotations
+
+import hashlib
+import http.client
+import logging
+import os
+import re
+import shutil
+import stat
+import tarfile
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import zipfile
+import zlib
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePosixPath
+
+from tqdm import tqdm
+
+logger = logging.getLogger(__name__)
+
+# Base delay of the exponential backoff between retries, seconds (attempt k waits base * 2**k).
+# A module constant so tests can shrink it.
+RETRY_BACKOFF_S = 1.0
+MAX_BACKOFF_S = 30.0
+CHUNK_BYTES = 1 << 20
+USER_AGENT = "binaural-wsj0mix-recipe/1.0 (python urllib)"
+PART_SUFFIX = ".part"
+# Next to ``<dest>.part``: the ETag / Last-Modified of the response that started it, so a resume
+# across runs can ask ``If-Range`` and never splice bytes of two different remote files.
+VALIDATOR_SUFFIX = ".part.validator"
+EXTRACTING_SUFFIX = ".extracting"
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".tar", ".zip")
+URL_ENV_VAR = "BINAURAL_WSJ0MIX_URL"
+# HTTP codes worth retrying: the server or a proxy is temporarily unable to answer.
+TRANSIENT_HTTP_CODES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+class DownloadError(RuntimeError):
+    """A download or extraction that failed; the message names the URL/file and the fix."""
+
+
+class _ShortTransfer(OSError):
+    """The connection ended before ``Content-Length`` bytes arrived (transient: resume)."""
+
+
+@dataclass(frozen=True)
+class RemoteArchive:
+    """A public archive and what its extraction must contain.
+
+    Attributes:
+        url: ``http(s)://`` or ``file://`` URL of a ``.zip`` / ``.tar[.gz|.bz2|.xz]`` / ``.tgz``.
+        top_folder: folder the archive extracts to (e.g. ``"Binaural-WSJ0Mix-main"``), or None
+            when its files are at the top level.
+        required: relative paths inside the extracted folder that must exist afterwards.
+        sha256: hex digest of the archive, checked when known.
+        size: archive size in bytes, checked when known.
+    """
+
+    url: str
+    top_folder: str | None
+    required: tuple[str, ...]
+    sha256: str | None = None
+    size: int | None = None
+
+
+# GitHub branch archives change with every commit and are not byte-stable, so no sha256/size:
+# integrity rests on Content-Length, the zip CRCs and the required members.
+BINAURAL_WSJ0MIX_ARCHIVE = RemoteArchive(
+    url="https://github.com/huangzj421/Binaural-WSJ0Mix/archive/refs/heads/main.zip",
+    top_folder="Binaural-WSJ0Mix-main",
+    required=(
+        "metadata/mix_2_spk_filenames_tr.csv",
+        "metadata/scaling_tr.npz",
+        "metadata/hrtf_meta_tr.csv",
+        "CIPIC_hrtf_database/wav_database",
+    ),
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Single files
+# --------------------------------------------------------------------------------------------
+
+
+def _part_paths(dest: Path) -> tuple[Path, Path]:
+    return dest.with_name(dest.name + PART_SUFFIX), dest.with_name(dest.name + VALIDATOR_SUFFIX)
+
+
+def _is_file_url(url: str) -> bool:
+    return urllib.parse.urlsplit(url).scheme.lower() == "file"
+
+
+def sha256_of(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(CHUNK_BYTES), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _verify(path: Path, sha256: str | None, size: int | None) -> str | None:
+    """Return why ``path`` does not match the expected size (bytes) / sha256, or None if it does."""
+    actual_size = path.stat().st_size
+    if size is not None and actual_size != size:
+        return f"size is {actual_size} bytes, expected {size}"
+    if sha256 is not None:
+        actual = sha256_of(path)
+        if actual.lower() != sha256.lower():
+            return f"sha256 is {actual}, expected {sha256}"
+    return None
+
+
+def _strong_validator(headers: http.client.HTTPMessage) -> str | None:
+    """The response's ETag if strong, else its Last-Modified: usable in ``If-Range``."""
+    etag = headers.get("ETag")
+    if etag and not etag.startswith("W/"):
+        return etag
+    return headers.get("Last-Modified")
+
+
+def _content_range_start(headers: http.client.HTTPMessage) -> int | None:
+    """First byte offset of a ``Content-Range: bytes a-b/n`` header, None if absent/unparsable."""
+    match = re.match(r"\s*bytes\s+(\d+)-\d+/(\d+|\*)", headers.get("Content-Range", ""))
+    return int(match.group(1)) if match else None
+
+
+def _describe_failure(url: str, error: BaseException) -> str:
+    """One sentence on why ``url`` could not be fetched, with the likely cause."""
+    if isinstance(error, urllib.error.HTTPError):
+        hint = {404: "the URL is wrong or the file was moved/removed",
+                403: "access is denied (rate limit or a proxy?)",
+                410: "the file was removed"}.get(error.code, "the server refused the request")
+        return f"HTTP {error.code} {error.reason} for {url}: {hint}"
+    reason = error.reason if isinstance(error, urllib.error.URLError) else error
+    if _is_file_url(url):
+        return f"cannot read {url}: {reason}"
+    if isinstance(error, _ShortTransfer):
+        return f"the transfer of {url} was truncated: {reason}"
+    return (
+        f"cannot reach {url} ({type(reason).__name__}: {reason}); "
+        "this machine seems to be offline, or the host is unreachable / blocked by a firewall or proxy"
+    )
+
+
+def _is_transient(url: str, error: BaseException) -> bool:
+    """Whether retrying the same request may succeed (network hiccup, overloaded server)."""
+    if isinstance(error, urllib.error.HTTPError):
+        return error.code in TRANSIENT_HTTP_CODES
+    if _is_file_url(url):
+        # A missing or unreadable local file does not appear by waiting.
+        return False
+    return isinstance(
+        error, (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException, _ShortTransfer)
+    )
+
+
+def _transfer_once(url: str, part: Path, validator_file: Path, timeout_s: float, progress: bool, desc: str) -> None:
+    """One request appending to (resume) or rewriting ``part``; raises on any failure.
+
+    Raises:
+        _ShortTransfer: fewer bytes than ``Content-Length`` arrived (``part`` keeps what came).
+        urllib.error.URLError, OSError, http.client.HTTPException: network / HTTP failures.
+    """
+    offset = part.stat().st_size if part.exists() and not _is_file_url(url) else 0
+    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+    if offset:
+        request.add_header("Range", f"bytes={offset}-")
+        if validator_file.exists():
+            request.add_header("If-Range", validator_file.read_text().strip())
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout_s)
+    except urllib.error.HTTPError as error:
+        if error.code == 416 and offset:
+            # Our partial file is not a prefix the server can continue (e.g. already longer
+            # than the remote file): start again from zero on the next attempt.
+            part.unlink(missing_ok=True)
+            validator_file.unlink(missing_ok=True)
+            raise _ShortTransfer(f"server refused to resume at byte {offset}; restarting") from error
+        raise
+    with response:
+        headers = response.headers
+        status = getattr(response, "status", None)
+        resumed = offset > 0 and status == 206 and _content_range_start(headers) == offset
+        if not resumed:
+            # Fresh transfer (no partial data, server ignored Range, or the file changed).
+            offset = 0
+            validator_file.unlink(missing_ok=True)
+            validator = None if _is_file_url(url) else _strong_validator(headers)
+            if validator:
+                validator_file.write_text(validator)
+        length = headers.get("Content-Length")
+        expected_total = offset + int(length) if length and length.isdigit() else None
+        received = offset
+        with open(part, "ab" if resumed else "wb") as out, tqdm(
+            total=expected_total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
+            desc=desc, disable=not progress, leave=False,
+        ) as bar:
+            while chunk := response.read(CHUNK_BYTES):
+                out.write(chunk)
+                received += len(chunk)
+                bar.update(len(chunk))
+            out.flush()
+            os.fsync(out.fileno())
+    if expected_total is not None and received != expected_total:
+        raise _ShortTransfer(f"received {received} of the {expected_total} bytes announced by Content-Length")
+
+
+def download_file(
+    url: str,
+    dest: Path,
+    *,
+    sha256: str | None = None,
+    size: int | None = None,
+    timeout_s: float = 60,
+    retries: int = 3,
+    progress: bool = True,
+    backoff_s: float | None = None,
+) -> Path:
+    """Download ``url`` to ``dest`` atomically, verifying length, size and checksum.
+
+    Streams into ``<dest>.part``; an interrupted transfer (even from an earlier run) is resumed
+    with an HTTP ``Range`` request when the server supports it, else restarted. When ``dest``
+    already exists and ``sha256`` is given and matches, nothing is downloaded.
+
+    Args:
+        url: ``http(s)://`` or ``file://`` URL.
+        dest: final path; its folder is created.
+        sha256: expected hex digest, checked when given.
+        size: expected size in bytes, checked when given.
+        timeout_s: socket timeout per blocking operation, seconds.
+        retries: extra attempts after the first on transient errors (timeouts, resets,
+            truncated transfers, HTTP 5xx/429).
+        progress: show a tqdm progress bar (bytes).
+        backoff_s: base delay between retries in seconds, doubled each time
+            (default :data:`RETRY_BACKOFF_S`).
+
+    Returns:
+        ``dest``.
+
+    Raises:
+        DownloadError: naming the URL and the cause: unreachable host (offline), HTTP error,
+            truncated transfer after all retries (the ``.part`` is kept for resuming), or a
+            size/sha256 mismatch (the bad ``.part`` is deleted).
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part, validator_file = _part_paths(dest)
+    if dest.exists() and sha256 is not None and _verify(dest, sha256, size) is None:
+        return dest
+    base_delay = RETRY_BACKOFF_S if backoff_s is None else backoff_s
+    attempt = 0
+    while True:
+        try:
+            _transfer_once(url, part, validator_file, timeout_s, progress, dest.name)
+            break
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
+            if isinstance(error, urllib.error.HTTPError):
+                error.close()  # Its body is not needed; free the connection.
+            if attempt >= retries or not _is_transient(url, error):
+                kept = f" The partial file {part} is kept; a rerun resumes it." if part.exists() else ""
+                raise DownloadError(
+                    f"Download failed after {attempt + 1} attempt(s): {_describe_failure(url, error)}.{kept}"
+                ) from error
+            delay = min(base_delay * 2**attempt, MAX_BACKOFF_S)
+            logger.warning("download of %s failed (%s); retrying in %.1f s", url, error, delay)
+            time.sleep(delay)
+            attempt += 1
+    problem = _verify(part, sha256, size)
+    if problem is not None:
+        # Corrupt, not truncated: resuming would keep the bad bytes, so start over next time.
+        part.unlink(missing_ok=True)
+        validator_file.unlink(missing_ok=True)
+        raise DownloadError(
+            f"The file downloaded from {url} is corrupt: its {problem}. It was deleted; rerun to "
+            f"download it again, or fetch it by hand and place it at {dest}."
+        )
+    os.replace(part, dest)
+    validator_file.unlink(missing_ok=True)
+    return dest
+
+
+# --------------------------------------------------------------------------------------------
+# Archives
+# --------------------------------------------------------------------------------------------
+
+
+def _archive_suffix(url: str) -> str:
+    """The archive type suffix of ``url``'s path (``.zip``, ``.tar.gz``, ...)."""
+    path = urllib.parse.unquote(urllib.parse.urlsplit(url).path).lower()
+    for suffix in ARCHIVE_SUFFIXES:
+        if path.endswith(suffix):
+            return suffix
+    raise DownloadError(
+        f"Cannot tell the archive type of {url}: its path should end with one of {', '.join(ARCHIVE_SUFFIXES)}."
+    )
+
+
+def _default_name(archive: RemoteArchive) -> str:
+    """Name of the extracted folder: the archive's top folder, else the URL's file stem."""
+    if archive.top_folder:
+        return archive.top_folder
+    file_name = PurePosixPath(urllib.parse.unquote(urllib.parse.urlsplit(archive.url).path)).name
+    return file_name[: -len(_archive_suffix(archive.url))]
+
+
+def missing_required(folder: Path, required: tuple[str, ...]) -> list[str]:
+    """The entries of ``required`` (paths relative to ``folder``) that do not exist."""
+    return [rel for rel in required if not (folder / rel).exists()]
+
+
+def _unsafe_member(name: str) -> bool:
+    """Whether an archive member name could write outside the extraction folder (zip slip)."""
+    normalized = name.replace("\\", "/")
+    parts = PurePosixPath(normalized).parts
+    return (
+        normalized.startswith("/")
+        or re.match(r"^[A-Za-z]:", normalized) is not None
+        or ".." in parts
+        or "\x00" in normalized
+    )
+
+
+def _check_zip(path: Path) -> None:
+    """Reject a zip that is corrupt (CRC / structure) or has path-traversal / symlink members."""
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if _unsafe_member(info.filename):
+                raise DownloadError(f"{path} contains the unsafe member {info.filename!r} (path traversal)")
+            if stat.S_ISLNK(info.external_attr >> 16):
+                raise DownloadError(f"{path} contains the symbolic link {info.filename!r}, which is not allowed")
+        bad = archive.testzip()
+        if bad is not None:
+            raise DownloadError(f"{path} is corrupt: member {bad!r} fails its CRC check")
+
+
+def _check_tar(path: Path) -> None:
+    """Reject a tar that is corrupt (read fully, so gzip/bz2/xz checksums are verified) or unsafe."""
+    with tarfile.open(path) as archive:
+        for member in archive:
+            if _unsafe_member(member.name):
+                raise DownloadError(f"{path} contains the unsafe member {member.name!r} (path traversal)")
+            if not (member.isfile() or member.isdir()):
+                raise DownloadError(
+                    f"{path} contains {member.name!r}, which is not a regular file or folder (links are not allowed)"
+                )
+            if member.isfile():
+                handle = archive.extractfile(member)
+                assert handle is not None
+                while handle.read(CHUNK_BYTES):
+                    pass
+
+
+def _extract(path: Path, suffix: str, into: Path) -> None:
+    """Verify then extract archive ``path`` into the existing folder ``into``."""
+    try:
+        if suffix == ".zip":
+            _check_zip(path)
+            with zipfile.ZipFile(path) as archive:
+                archive.extractall(into)
+        else:
+            _check_tar(path)
+            with tarfile.open(path) as archive:
+                if hasattr(tarfile, "data_filter"):  # Python >= 3.11.4
+                    # A second line of defence against traversal and links.
+                    archive.extractall(into, filter="data")
+                else:
+                    archive.extractall(into)
+    except DownloadError:
+        raise
+    except (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError, ValueError) as error:
+        raise DownloadError(f"{path} is not a valid {suffix} archive ({error})") from error
+
+
+def _remove_stale_extractions(dest_dir: Path, name: str) -> None:
+    """Delete temporary folders left by a killed earlier extraction of the same archive."""
+    for stale in dest_dir.glob(f".{name}.*{EXTRACTING_SUFFIX}"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def fetch_archive(archive: RemoteArchive, dest_dir: Path, *, progress: bool = True, name: str | None = None) -> Path:
+    """Download, verify and extract ``archive`` into ``dest_dir / name``; return that folder.
+
+    If the folder already holds every required path, it is returned without any network
+    access. Otherwise the archive is downloaded into ``dest_dir`` (see :func:`download_file`),
+    checked, extracted into a hidden temporary sibling, checked for ``archive.required``, and
+    renamed into place; the archive file is deleted afterwards.
+
+    Args:
+        archive: what to fetch.
+        dest_dir: parent folder of the result; created if needed.
+        progress: show a download progress bar.
+        name: name of the result folder (default: ``archive.top_folder``, else the URL stem).
+
+    Raises:
+        DownloadError: naming the URL/file and the fix; nothing is left at the result folder,
+            and a corrupt archive is deleted so a rerun downloads it again.
+    """
+    dest_dir = Path(dest_dir)
+    name = name or _default_name(archive)
+    final = dest_dir / name
+    if final.is_dir() and not missing_required(final, archive.required):
+        return final
+    if final.exists():
+        if final.is_dir() and not any(final.iterdir()):
+            final.rmdir()  # An empty placeholder folder holds nothing to lose.
+        else:
+            missing = missing_required(final, archive.required) if final.is_dir() else list(archive.required)
+            raise DownloadError(
+                f"{final} exists but lacks {', '.join(missing)}. It was not created by this script, so it "
+                f"is left untouched: delete or rename it to download {archive.url} again, or complete it by hand."
+            )
+    suffix = _archive_suffix(archive.url)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    _remove_stale_extractions(dest_dir, name)
+    archive_path = download_file(
+        archive.url, dest_dir / f"{name}{suffix}", sha256=archive.sha256, size=archive.size, progress=progress
+    )
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=EXTRACTING_SUFFIX, dir=dest_dir))
+    try:
+        try:
+            _extract(archive_path, suffix, staging)
+            extracted = staging / archive.top_folder if archive.top_folder else staging
+            if not extracted.is_dir():
+                raise DownloadError(f"{archive_path} does not contain the top folder {archive.top_folder!r}")
+            missing = missing_required(extracted, archive.required)
+            if missing:
+                raise DownloadError(f"{archive_path} lacks the required member(s) {', '.join(missing)}")
+        except DownloadError as error:
+            # Never trust this file again: a rerun must download a fresh copy.
+            archive_path.unlink(missing_ok=True)
+            raise DownloadError(
+                f"{error}. The archive from {archive.url} was deleted; rerun to download it again, or check "
+                f"that the URL points to the right archive."
+            ) from error
+        try:
+            os.rename(extracted, final)  # Atomic: the target is either absent or complete.
+        except OSError as error:
+            if final.is_dir() and not missing_required(final, archive.required):
+                pass  # Another process finished first; its copy is as good as ours.
+            else:
+                raise DownloadError(f"Cannot move the extracted {archive_path} to {final}: {error}") from error
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    archive_path.unlink(missing_ok=True)
+    return final
+
+
+# --------------------------------------------------------------------------------------------
+# Binaural-WSJ0Mix
+# --------------------------------------------------------------------------------------------
+
+
+def binaural_wsj0mix_archive() -> RemoteArchive:
+    """:data:`BINAURAL_WSJ0MIX_ARCHIVE`, with its URL taken from ``$BINAURAL_WSJ0MIX_URL`` if set.
+
+    The variable may hold a URL or a plain local path to a copy of the zip.
+    """
+    override = os.environ.get(URL_ENV_VAR, "").strip()
+    if not override:
+        return BINAURAL_WSJ0MIX_ARCHIVE
+    if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", override):
+        override = Path(override).expanduser().resolve().as_uri()
+    return replace(BINAURAL_WSJ0MIX_ARCHIVE, url=override)
+
+
+def ensure_binaural_wsj0mix_repo(
+    target: Path, *, archive: RemoteArchive | None = None, progress: bool = True
+) -> Path:
+    """Make ``target`` hold the public Binaural-WSJ0Mix repository files; return ``target``.
+
+    If ``target`` (e.g. ``<data_folder>/Binaural-WSJ0Mix-main``) already holds the required
+    files, nothing is downloaded. Otherwise the repository archive is downloaded next to it,
+    verified, extracted and moved into place atomically.
+
+    Args:
+        target: folder that must end up containing ``metadata/`` and ``CIPIC_hrtf_database/``.
+        archive: what to download (default :func:`binaural_wsj0mix_archive`, which honours
+            ``$BINAURAL_WSJ0MIX_URL``); tests pass a local one.
+        progress: show a download progress bar.
+
+    Raises:
+        DownloadError: naming the URL and how to proceed by hand.
+    """
+    target = Path(target)
+    archive = archive or binaural_wsj0mix_archive()
+    if target.is_dir() and not missing_required(target, archive.required):
+        return target
+    try:
+        return fetch_archive(archive, target.parent, progress=progress, name=target.name)
+    except DownloadError as error:
+        raise DownloadError(
+            f"{error}\n"
+            "To proceed by hand (e.g. on a machine without internet access), either:\n"
+            f"  1. download {archive.url} on a connected machine, unzip it and move/rename its "
+            f"{archive.top_folder or 'content'} folder to {target}, so that {target / 'metadata'} and "
+            f"{target / 'CIPIC_hrtf_database' / 'wav_database'} exist;\n"
+            f"  2. or set {URL_ENV_VAR} to a mirror URL or a local copy of that zip;\n"
+            "  3. or pass --metadata_dir and --hrtf_dir pointing to local copies of its metadata/ and "
+            "CIPIC_hrtf_database/wav_database/ folders."
+        ) from error
