@@ -113,19 +113,26 @@ def read_float(path: Path, expected_rate: int | None = None, channels: int | Non
     return data, rate
 
 
-def to_int16(samples: np.ndarray) -> tuple[np.ndarray, int]:
+def to_int16(samples: np.ndarray, overflow: str = "clip") -> tuple[np.ndarray, int]:
     """Quantise as MATLAB's old ``wavwrite`` did (``astype(int16)``: truncation toward zero).
 
-    Samples beyond the int16 range are clipped (``astype`` would wrap them around); the count is
-    returned so that the caller can report it.
-
+    Args:
+        overflow: what happens to samples beyond the int16 range. ``"wrap"`` reproduces the public
+            scripts' ``astype(numpy.int16)`` on x86 (modulo 2**16, the published bits);
+            ``"clip"`` saturates instead, which is what a new dataset should do.
     Returns:
-        int16 array of the same shape; number of clipped samples.
+        int16 array of the same shape; number of samples that were out of range.
     """
-    clipped = int(np.count_nonzero((samples > INT16_MAX) | (samples < INT16_MIN)))
-    if clipped:
-        samples = np.clip(samples, INT16_MIN, INT16_MAX)
-    return samples.astype(np.int16), clipped
+    truncated = np.trunc(samples)
+    out_of_range = int(np.count_nonzero((truncated > INT16_MAX) | (truncated < INT16_MIN)))
+    if not out_of_range:
+        return truncated.astype(np.int16), 0
+    if overflow == "clip":
+        return np.clip(truncated, INT16_MIN, INT16_MAX).astype(np.int16), out_of_range
+    if overflow == "wrap":
+        wrapped = (truncated.astype(np.int64) - INT16_MIN) % 65536 + INT16_MIN
+        return wrapped.astype(np.int16), out_of_range
+    raise ValueError(f"overflow must be 'clip' or 'wrap', got {overflow!r}")
 
 
 def write_atomic(path: Path, samples: np.ndarray, sample_rate: int, subtype: str = "PCM_16") -> None:

@@ -68,10 +68,17 @@ def test_utterance_resolution_falls_back_to_sphere(tmp_path, speech_dir):
     assert resolve_utterance(tmp_path, "wsj0/si_tr_s/01a/none.wav").name == "none.wav"
 
 
-def test_quantisation_truncates_like_astype_and_clips_instead_of_wrapping():
+def test_quantisation_truncates_like_astype_and_clips_new_data():
     samples, clipped = to_int16(np.array([1.9, -1.9, 40000.0, -40000.0]))
     np.testing.assert_array_equal(samples, [1, -1, 32767, -32768])
     assert clipped == 2
+
+
+def test_quantisation_can_wrap_like_the_public_scripts():
+    values = np.array([1.9, 32767.5, 40000.7, -40000.7, -32769.0])
+    samples, count = to_int16(values, overflow="wrap")
+    np.testing.assert_array_equal(samples, [1, 32767, 40000 - 65536, -40000 + 65536, 32767])
+    assert count == 3
 
 
 def test_float_reader_checks_channels_and_nan(tmp_path):
