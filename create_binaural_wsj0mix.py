@@ -95,10 +95,14 @@ def render(
 _WORKER: dict = {}
 
 
-def _init_worker(job: Job) -> None:
-    """Open the HRTF set once per process, so each HRIR is read and resampled once per process."""
+def _init_worker(job: Job, hrtf_set: HRTFSet | None = None) -> None:
+    """Give the process its HRTF set, so each HRIR is read and resampled once per process.
+
+    Forked workers inherit the parent's set with every HRIR already cached (``check_hrtfs``
+    loaded them); a spawned worker opens its own.
+    """
     _WORKER["job"] = job
-    _WORKER["hrtf"] = open_hrtf_set(job.hrtf_spec)
+    _WORKER["hrtf"] = hrtf_set or _WORKER.get("hrtf") or open_hrtf_set(job.hrtf_spec)
 
 
 def _build_mixture(task: tuple[MixtureSpec, tuple[tuple[str, str], ...]]) -> int:
@@ -152,8 +156,10 @@ def pending_targets(
     return tasks
 
 
-def check_hrtfs(specs: Iterable[MixtureSpec], hrtf_set: HRTFSet, rate: int) -> None:
-    """Load every (subject, azimuth) the metadata uses once, checking the elevation indices.
+def check_hrtfs(specs: Iterable[MixtureSpec], hrtf_set: HRTFSet, rates: Sequence[int]) -> None:
+    """Load every (subject, azimuth) the metadata uses at every rate, checking the elevation indices.
+
+    This also fills ``hrtf_set``'s cache, which forked workers inherit.
 
     Raises:
         MetadataError: naming the mixture and the HRTF problem, before any output is written.
@@ -161,7 +167,8 @@ def check_hrtfs(specs: Iterable[MixtureSpec], hrtf_set: HRTFSet, rate: int) -> N
     for spec in specs:
         for direction in spec.directions:
             try:
-                hrtf_set.hrir(spec.subject, direction.azimuth, direction.elevation_index, rate)
+                for rate in rates:
+                    hrtf_set.hrir(spec.subject, direction.azimuth, direction.elevation_index, rate)
             except HRTFError as error:
                 raise MetadataError(f"{spec.split}/{spec.output_filename}: {error}. Nothing was written.") from error
 
@@ -263,7 +270,7 @@ def create_binaural_wsj0mix(
     specs = {split: load_split(metadata_dir, n_spks, split, datafreqs, datamodes) for split in splits}
     everything = [spec for split in splits for spec in specs[split]]
     check_sources(everything, wsj_root, check_rate=not own_metadata)
-    check_hrtfs(everything, hrtf_set, SAMPLE_RATES[datafreqs[0]])
+    check_hrtfs(everything, hrtf_set, [SAMPLE_RATES[freq] for freq in datafreqs])
 
     output_root.mkdir(parents=True, exist_ok=True)
     removed = remove_partial_files(output_root)
@@ -277,8 +284,9 @@ def create_binaural_wsj0mix(
     workers = max(1, min(num_workers or default_workers(), len(tasks) or 1))
     clipped = 0
     bar = tqdm(total=len(tasks), desc=f"binaural wsj0-{n_spks}mix", unit="mix", disable=not progress)
+    _WORKER["hrtf"] = hrtf_set  # before the pool forks: workers inherit the warm cache
     if workers == 1:
-        _init_worker(job)
+        _init_worker(job, hrtf_set)
         for task in tasks:
             clipped += _build_mixture(task)
             bar.update()
