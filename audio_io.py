@@ -6,18 +6,16 @@ behind, and a rerun can trust every wav it finds.
 """
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
+from atomic import atomic_path
+
 INT16_MAX = 32767
 INT16_MIN = -32768
-# The suffix of files being written: a run that finds one knows it was killed mid-write.
-PARTIAL_SUFFIX = ".partial"
 # WSJ0 ships as NIST SPHERE ``.wv1``/``.wv2``; the public scripts expect ``.wav`` conversions.
 SPHERE_SUFFIXES = (".wv1", ".WV1", ".wv2", ".WV2", ".sph", ".SPH")
 
@@ -136,28 +134,6 @@ def to_int16(samples: np.ndarray, overflow: str = "clip") -> tuple[np.ndarray, i
 
 
 def write_atomic(path: Path, samples: np.ndarray, sample_rate: int, subtype: str = "PCM_16") -> None:
-    """Write ``samples`` ``[time]`` or ``[time, channel]`` to ``path`` through a temporary file.
-
-    The temporary file sits in the same folder (same file system), so ``os.replace`` is atomic: the
-    wav appears complete or not at all.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=PARTIAL_SUFFIX, dir=path.parent)
-    os.close(handle)
-    try:
-        sf.write(temporary, samples, sample_rate, subtype=subtype, format="WAV")
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-
-
-def remove_partial_files(folder: Path) -> int:
-    """Delete temporary files a killed run left under ``folder``; returns how many."""
-    count = 0
-    for leftover in Path(folder).rglob(f"*{PARTIAL_SUFFIX}"):
-        leftover.unlink(missing_ok=True)
-        count += 1
-    return count
+    """Write ``samples`` ``[time]`` or ``[time, channel]`` to ``path``: complete or not at all."""
+    with atomic_path(path) as temporary:
+        sf.write(str(temporary), samples, sample_rate, subtype=subtype, format="WAV")

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
+from atomic import atomic_path, atomic_text
 from audio_io import check_readable
 
 SPLITS = ("tr", "cv", "tt")
@@ -320,18 +319,6 @@ def draw_split(
     return specs
 
 
-def _atomic_text(path: Path, write) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", newline="") as stream:
-            write(stream)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-
-
 def write_split(specs: Sequence[MixtureSpec], metadata_dir: Path, n_spks: int, split: str) -> dict[str, Path]:
     """Write ``specs`` in the official file formats (atomically), so the metadata can be shared."""
     metadata_dir = Path(metadata_dir)
@@ -358,28 +345,23 @@ def write_split(specs: Sequence[MixtureSpec], metadata_dir: Path, n_spks: int, s
                 + [x.elevation_index for x in d]
             )
 
-    _atomic_text(paths["filenames"], filenames)
-    _atomic_text(paths["hrtf"], hrtf)
+    for kind, write in (("filenames", filenames), ("hrtf", hrtf)):
+        with atomic_text(paths[kind]) as stream:
+            write(stream)
     arrays = {
         f"scaling_wsjmix_{freq}_{mode}": np.array([spec.gains[(freq, mode)] for spec in specs], dtype=np.float64)
         for (freq, mode) in (specs[0].gains if specs else {})
     }
     arrays["utterance_id"] = np.array([spec.output_filename for spec in specs])
-    handle, temporary = tempfile.mkstemp(prefix=f".{paths['scaling'].name}.", suffix=".npz", dir=metadata_dir)
-    os.close(handle)
-    try:
-        np.savez(temporary, **arrays)
-        os.replace(temporary, paths["scaling"])
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+    with atomic_path(paths["scaling"]) as temporary, open(temporary, "wb") as stream:
+        np.savez(stream, **arrays)
     return paths
 
 
 def write_json_atomic(path: Path, content: dict) -> None:
     """Write ``content`` as indented JSON through a temporary file."""
-    _atomic_text(Path(path), lambda stream: json.dump(content, stream, indent=2, sort_keys=True))
+    with atomic_text(path) as stream:
+        json.dump(content, stream, indent=2, sort_keys=True)
 
 
 def check_sources(specs: Sequence[MixtureSpec], wsj_root: Path, check_rate: bool = True) -> None:

@@ -35,11 +35,12 @@ import csv
 import itertools
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+
+from atomic import atomic_text
 
 METRIC_NAMES = ["snr", "snr_i", "si_snr", "si_snr_i", "sdr", "sdr_i", "delta_ITD", "delta_ITD_fine", "delta_ILD"]
 METRIC_UNITS = {
@@ -420,20 +421,11 @@ def write_results_csv(rows: Sequence[dict], path: str | os.PathLike) -> dict:
     for name in METRIC_NAMES:
         average[name] = float(np.mean([float(row[name]) for row in rows]))
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", newline="", encoding="utf-8") as stream:
-            writer = csv.DictWriter(stream, fieldnames=CSV_COLUMNS)
-            writer.writeheader()
-            writer.writerows(rows)
-            writer.writerow(average)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+    with atomic_text(path) as stream:
+        writer = csv.DictWriter(stream, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+        writer.writerow(average)
     return average
 
 

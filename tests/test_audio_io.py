@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from atomic import remove_partial_files
 from audio_io import (
     AudioFileError,
     check_readable,
     read_float,
     read_int16_first_channel,
-    remove_partial_files,
     resolve_utterance,
     to_int16,
     write_atomic,
@@ -103,6 +103,15 @@ def test_atomic_write_leaves_no_temporary_and_a_failed_write_leaves_nothing(tmp_
     with pytest.raises(OSError):
         write_atomic(tmp_path / "out" / "y.wav", data, 8000)
     assert os.listdir(tmp_path / "out") == ["x.wav"]
+
+
+def test_written_files_have_ordinary_permissions(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        write_atomic(tmp_path / "x.wav", np.zeros(4, dtype=np.int16), 8000)
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "x.wav").stat().st_mode & 0o777 == 0o644
 
 
 def test_partial_files_of_a_killed_run_are_removed(tmp_path):
