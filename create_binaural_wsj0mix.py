@@ -28,7 +28,8 @@ from typing import Iterable, Sequence
 
 from tqdm import tqdm
 
-from audio_io import remove_partial_files, to_int16, write_atomic
+from atomic import remove_partial_files
+from audio_io import to_int16, write_atomic
 from download import ensure_binaural_wsj0mix_repo
 from hrtf import HRTFError, HRTFSet, open_hrtf_set
 from metadata import (
