@@ -87,17 +87,27 @@ class RemoteArchive:
     size: int | None = None
 
 
-# GitHub branch archives change with every commit and are not byte-stable, so no sha256/size:
-# integrity rests on Content-Length, the zip CRCs and the required members.
+# The repository SpeechBrain's recipe clones (its README also links a "Binaural-WSJ0Mix" spelling
+# that GitHub redirects; the archive's top folder follows the real name). GitHub branch archives
+# change with every commit and are not byte-stable, so no sha256/size: integrity rests on
+# Content-Length, the zip CRCs and the required members.
 BINAURAL_WSJ0MIX_ARCHIVE = RemoteArchive(
-    url="https://github.com/huangzj421/Binaural-WSJ0Mix/archive/refs/heads/main.zip",
-    top_folder="Binaural-WSJ0Mix-main",
+    url="https://github.com/huangzj421/BinauralWSJ0Mix/archive/refs/heads/main.zip",
+    top_folder="BinauralWSJ0Mix-main",
     required=(
-        "metadata/mix_2_spk_filenames_tr.csv",
         "metadata/scaling_tr.npz",
         "metadata/hrtf_meta_tr.csv",
         "CIPIC_hrtf_database/wav_database",
     ),
+)
+
+# The BRIR Sim Set of the University of Surrey IoSR (CATT-Acoustic simulations), which the public
+# reverberant Binaural-WSJ0Mix script downloads; its byte size and checksum are not published, so
+# integrity rests on Content-Length, the zip CRCs and the required member.
+CATT_RIRS_ARCHIVE = RemoteArchive(
+    url="https://iosr.uk/software/downloads/CATT_RIRs.zip",
+    top_folder="CATT_RIRs",
+    required=("Binaural/16k",),
 )
 
 

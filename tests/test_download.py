@@ -24,7 +24,7 @@ from download import (
     fetch_archive,
 )
 
-TOP = "Binaural-WSJ0Mix-main"
+TOP = "BinauralWSJ0Mix-main"
 # A closed port: connections are refused at once, like an offline machine's.
 UNREACHABLE = "http://127.0.0.1:9/Binaural-WSJ0Mix/archive/refs/heads/main.zip"
 
@@ -391,8 +391,8 @@ def test_missing_required_member_is_rejected(tmp_path: Path) -> None:
 
 
 def test_wrong_top_folder_is_rejected(tmp_path: Path) -> None:
-    source = make_zip(tmp_path / "main.zip", fake_repo_files(), top="Binaural-WSJ0Mix-master")
-    with pytest.raises(DownloadError, match="top folder 'Binaural-WSJ0Mix-main'"):
+    source = make_zip(tmp_path / "main.zip", fake_repo_files(), top="BinauralWSJ0Mix-master")
+    with pytest.raises(DownloadError, match="top folder 'BinauralWSJ0Mix-main'"):
         ensure_binaural_wsj0mix_repo(tmp_path / "data" / TOP, archive=repo_archive(source.as_uri()), progress=False)
     assert list((tmp_path / "data").iterdir()) == []
 
@@ -433,7 +433,7 @@ def test_empty_target_folder_and_stale_staging_are_replaced(tmp_path: Path) -> N
 
 def test_url_can_be_overridden_by_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert download.binaural_wsj0mix_archive().url == (
-        "https://github.com/huangzj421/Binaural-WSJ0Mix/archive/refs/heads/main.zip"
+        "https://github.com/huangzj421/BinauralWSJ0Mix/archive/refs/heads/main.zip"
     )
     source = make_zip(tmp_path / "main.zip", fake_repo_files())
     monkeypatch.setenv(download.URL_ENV_VAR, str(source))  # a plain path is accepted too
@@ -481,6 +481,6 @@ def test_unknown_archive_type_is_reported(tmp_path: Path) -> None:
 
 
 def test_default_archive_description() -> None:
-    assert BINAURAL_WSJ0MIX_ARCHIVE.url.startswith("https://github.com/huangzj421/Binaural-WSJ0Mix/")
+    assert BINAURAL_WSJ0MIX_ARCHIVE.url.startswith("https://github.com/huangzj421/BinauralWSJ0Mix/")
     assert BINAURAL_WSJ0MIX_ARCHIVE.top_folder == TOP
     assert "CIPIC_hrtf_database/wav_database" in BINAURAL_WSJ0MIX_ARCHIVE.required

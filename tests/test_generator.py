@@ -300,7 +300,7 @@ def test_official_mode_without_local_copies_downloads_the_public_archive(
 
     metadata, wsj = official_2spk
     archive = tmp_path / "main.zip"
-    top = "Binaural-WSJ0Mix-main"
+    top = "BinauralWSJ0Mix-main"  # the archive's folder; the target keeps the recipe's name
     with zipfile.ZipFile(archive, "w") as bundle:
         for path in list(metadata.iterdir()) + [official_metadata_dir / f for f in
                                                 ("mix_2_spk_filenames_tr.csv", "scaling_tr.npz", "hrtf_meta_tr.csv")]:
@@ -311,7 +311,7 @@ def test_official_mode_without_local_copies_downloads_the_public_archive(
     monkeypatch.setenv("BINAURAL_WSJ0MIX_URL", archive.as_uri())
     out = tmp_path / "data" / "2speakers"
     create_binaural_wsj0mix(wsj, out, datafreqs=["8k"], datamodes=["min"], splits=["tt"], num_workers=1, progress=False)
-    repo = tmp_path / "data" / top
+    repo = tmp_path / "data" / "Binaural-WSJ0Mix-main"
     assert (repo / "metadata" / "hrtf_meta_tt.csv").exists()
     assert len(list((out / "wav8k" / "min" / "tt" / "mix").iterdir())) == N_ROWS
     # Second run: the folder is there, nothing is downloaded (the URL now points nowhere).
