@@ -94,3 +94,155 @@ def spatialize(source: np.ndarray, hrir: np.ndarray) -> np.ndarray:
 def mix_sources(binaural_sources: Sequence[np.ndarray]) -> np.ndarray:
     """The mixture is the sum of the binaural sources (not their mean): ``[time, 2]``."""
     return np.sum(np.stack(binaural_sources, axis=0), axis=0)
+
+
+# --------------------------------------------------------------------------------------------
+# Noisy variant (WHAM!-style noise, the public noisy Binaural-WSJ0Mix chain)
+# --------------------------------------------------------------------------------------------
+
+
+def to_unit_scale(samples: np.ndarray) -> np.ndarray:
+    """Raw int16-valued samples to [-1, 1] floats: the public ``quantize`` (``float64(x) / 2**15``)."""
+    return np.float64(samples) / (2**15)
+
+
+def wham_speech_sources(sources: Sequence[np.ndarray], gains: Sequence[float], speech_gain: float) -> list[np.ndarray]:
+    """Dry sources of the noisy variant, in the public order of operations.
+
+    ``read_scaled_wav`` (raw int16 values times the WSJ0-2mix gain), ``quantize`` (to [-1, 1]),
+    then times the WHAM! speech gain ``scaling_wham_speech_*``.
+
+    Args:
+        sources: one ``[time_k]`` raw-int16-valued array per talker, at the output rate.
+    Returns:
+        one float64 ``[time_k]`` array per talker.
+    """
+    return [to_unit_scale(s * g) * speech_gain for s, g in zip(sources, gains)]
+
+
+def place_in_noise(
+    sources: Sequence[np.ndarray], noise: np.ndarray, mode: str, speech_start_16k: int, rate: int
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """The public ``append_or_truncate``: line the sources up with the noise segment.
+
+    ``min``: the noise is cut to the sources, from the speech start; ``max``: the sources are
+    zero-padded to the noise's length, starting at the speech start. The start is given at 16 kHz
+    and halved (floor) at 8 kHz, as the public scripts do.
+
+    Args:
+        sources: ``[time, ...]`` arrays of equal length (after :func:`fix_length`).
+        noise: ``[noise_time, ...]``, at least ``start + time`` long.
+    Raises:
+        ValueError: the noise segment is too short to hold the sources at the speech start.
+    """
+    start = speech_start_16k // (WSJ0_RATE // rate) if rate != WSJ0_RATE else speech_start_16k
+    length = len(sources[0])
+    if start + length > len(noise):
+        raise ValueError(
+            f"noise segment of {len(noise)} samples cannot hold {length} samples of speech starting at {start}"
+        )
+    if mode == "min":
+        return [np.asarray(s) for s in sources], noise[start : start + length]
+    if mode == "max":
+        placed = []
+        for s in sources:
+            padded = np.zeros(noise.shape[:1] + np.shape(s)[1:], dtype=np.result_type(s, noise))
+            padded[start : start + length] = s
+            placed.append(padded)
+        return placed, noise
+    raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+
+
+def wham_mixtures(sources: Sequence[np.ndarray], noise: np.ndarray) -> dict[str, np.ndarray]:
+    """``mix_clean`` (sum of the sources), ``mix_single`` (noise + s1) and ``mix_both`` (noise + all
+    sources), summed in the public order so the float bits match."""
+    mix_clean = sources[0]
+    for s in sources[1:]:
+        mix_clean = mix_clean + s
+    mix_both = noise + sources[0]
+    for s in sources[1:]:
+        mix_both = mix_both + s
+    return {"mix_clean": mix_clean, "mix_single": noise + sources[0], "mix_both": mix_both}
+
+
+# --------------------------------------------------------------------------------------------
+# Reverberant variant (binaural room impulse responses, ``[taps, 2]`` as the wav files hold them)
+# --------------------------------------------------------------------------------------------
+
+
+def _check_brir(brir: np.ndarray) -> None:
+    if brir.ndim != 2 or brir.shape[1] != 2:
+        raise ValueError(f"brir must be [taps, 2] (left, right), got shape {brir.shape}")
+
+
+def direct_path_onset(brir: np.ndarray, threshold_db: float = -20.0, lead: int = 16) -> int:
+    """Sample index just before the direct sound of a BRIR, common to both ears.
+
+    The first tap where either ear comes within ``threshold_db`` of the BRIR's largest magnitude,
+    minus ``lead`` samples (room for the band-limited onset), at least 0.
+
+    Args:
+        brir: ``[taps, 2]``.
+    """
+    _check_brir(brir)
+    envelope = np.max(np.abs(brir), axis=1)
+    peak = float(envelope.max()) if len(envelope) else 0.0
+    if peak == 0.0:
+        return 0
+    first = int(np.argmax(envelope >= peak * 10 ** (threshold_db / 20)))
+    return max(0, first - lead)
+
+
+def convolve_brir(source: np.ndarray, brir: np.ndarray, onset: int | None = None) -> np.ndarray:
+    """Reverberant binaural image of a dry source: each ear convolved with its own BRIR.
+
+    The output keeps the source's length and starts at ``onset`` of the full convolution (default
+    :func:`direct_path_onset`), so the direct sound stays where the dry speech is: nothing of the
+    utterance is cut, the tail beyond the source's end is. Both ears share the offset, so the
+    interaural time difference is kept.
+
+    Args:
+        source: ``[time]``.
+        brir: ``[taps, 2]`` (left, right).
+    Returns:
+        ``[time, 2]``: ``np.convolve(source, brir[:, ear])[onset : onset + time]`` per ear.
+    """
+    _check_brir(brir)
+    onset = direct_path_onset(brir) if onset is None else int(onset)
+    length = len(source)
+    ears = []
+    for ear in range(2):
+        full = fftconvolve(source, brir[:, ear])
+        ears.append(full[onset : onset + length])
+    return np.stack(ears, axis=1)
+
+
+def convolve_brir_published(source: np.ndarray, brir: np.ndarray) -> np.ndarray:
+    """The published reverberant Binaural-WSJ0Mix convolution, flaw included.
+
+    The public ``convolve_hrtf_reverb`` stacks the source into ``[time, 2]`` and calls
+    ``fftconvolve(stacked, brir, mode="same")``: a 2-D convolution over time *and* ear. Its left
+    output is the source convolved with the left BRIR, its right output the source convolved with
+    the *sum* of the left and right BRIRs; ``mode="same"`` then centres the output on the BRIR's
+    middle tap (the start of the reverberant speech is cut, ``(taps - 1) // 2`` samples of tail
+    are kept). Only for comparisons with published numbers.
+
+    Returns:
+        ``[time, 2]``.
+    """
+    _check_brir(brir)
+    return fftconvolve(np.stack((source, source), 1), brir, mode="same")
+
+
+def spatialize_reverb(source: np.ndarray, brir: np.ndarray, mode: str = "per_ear", onset: int | None = None) -> np.ndarray:
+    """Dry ``[time]`` -> reverberant binaural ``[time, 2]`` at the dry source's energy per ear.
+
+    Args:
+        mode: ``"per_ear"`` (:func:`convolve_brir`) or ``"published"``
+            (:func:`convolve_brir_published`).
+    """
+    if mode == "per_ear":
+        return match_energy(source, convolve_brir(source, brir, onset))
+    if mode == "published":
+        return match_energy(source, convolve_brir_published(source, brir))
+    raise ValueError(f"reverb mode must be 'per_ear' or 'published', got {mode!r}")
