@@ -12,6 +12,13 @@ SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
+try:  # Tiny test tensors run faster on one thread than with intra-op threading on 2 cores.
+    import torch
+
+    torch.set_num_threads(1)
+except ImportError:  # the data-side tests do not need torch
+    pass
+
 
 def _shared(sub: str) -> Path:
     path = SHARED_DATA / sub

@@ -1,0 +1,166 @@
+"""The hparams files: they load, build the right separator, checkpoint every weight, use every key,
+keep the published defaults, and differ only where they should."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import PROJECT_ROOT
+from hyperpyyaml import load_hyperpyyaml
+from speechbrain.utils.run_opts import RunOptions
+
+import binaural_tasnet
+
+HPARAMS_DIR = PROJECT_ROOT / "hparams"
+#: The published variants (other files may add, e.g., a causal one; every check below runs on all).
+REQUIRED = {
+    "convtasnet-independent": (binaural_tasnet.IndependentTasNet, 2),
+    "convtasnet-cross": (binaural_tasnet.CrossChannelTasNet, 2),
+    "convtasnet-parallel": (binaural_tasnet.ParallelTasNet, 2),
+    "convtasnet-independent-3spk": (binaural_tasnet.IndependentTasNet, 3),
+    "convtasnet-cross-3spk": (binaural_tasnet.CrossChannelTasNet, 3),
+    "convtasnet-parallel-3spk": (binaural_tasnet.ParallelTasNet, 3),
+}
+ALL_FILES = sorted(p.stem for p in HPARAMS_DIR.glob("*.yaml"))
+TINY = {"N_encoder_out": 16, "B": 8, "H": 16, "X": 2, "R": 1}
+MODEL_BANNER = "# Model: the only section that differs between the variant files"
+NEXT_BANNER = "# Optimisation and logging"
+# Keys SpeechBrain's Brain reads from the hparams itself: its run options (e.g. precision), which a
+# command-line flag of the same name overrides.
+BRAIN_RUN_OPTIONS = set(RunOptions().as_dict())
+# Outside the Model section, files may differ in these values only.
+PER_FILE_KEYS = {"experiment_name", "num_spks", "norm_type", "causal"}
+
+
+def load(name: str, tmp_path: Path, **overrides) -> dict:
+    base = {"data_folder": str(tmp_path / "data"), "wsj_root": str(tmp_path / "wsj"),
+            "output_folder": str(tmp_path / "out")}
+    with open(HPARAMS_DIR / f"{name}.yaml", encoding="utf-8") as handle:
+        return load_hyperpyyaml(handle, base | overrides)
+
+
+def top_level_keys(text: str) -> list[str]:
+    return re.findall(r"^([A-Za-z_]\w*):", text, flags=re.MULTILINE)
+
+
+@pytest.mark.parametrize("name", sorted(REQUIRED))
+def test_published_variant_files(name, tmp_path):
+    model_class, n_spks = REQUIRED[name]
+    hparams = load(name, tmp_path, **TINY)
+    assert type(hparams["Model"]) is model_class and hparams["num_spks"] == n_spks
+
+
+@pytest.mark.parametrize("name", ALL_FILES)
+def test_loads_and_separates(name, tmp_path):
+    hparams = load(name, tmp_path, **TINY)
+    model, n_spks = hparams["Model"], hparams["num_spks"]
+    assert isinstance(model, binaural_tasnet.BinauralTasNet) and n_spks in (2, 3)
+    assert hparams["modules"]["model"] is model
+    estimates = model(torch.randn(1, 800, 2))
+    assert estimates.shape == (1, 800, 2, n_spks)
+    assert hparams["train_data"].endswith(f"binaural_wsj0-{n_spks}mix_tr.csv")
+
+
+@pytest.mark.parametrize("name", ALL_FILES)
+def test_checkpointer_holds_every_weight(name, tmp_path):
+    hparams = load(name, tmp_path, **TINY)
+    recoverables = hparams["checkpointer"].recoverables
+    saved = {id(p) for obj in recoverables.values() if isinstance(obj, torch.nn.Module) for p in obj.parameters()}
+    model_params = {id(p) for p in hparams["Model"].parameters()}
+    assert model_params <= saved, "some learned weights of Model are not checkpointed"
+    for name_ in binaural_tasnet.PUBLISHED_NAMES:  # the published recoverable names, same objects
+        assert recoverables[name_] is getattr(hparams["Model"], name_)
+    assert recoverables["counter"] is hparams["epoch_counter"]
+    assert recoverables["lr_scheduler"] is hparams["lr_scheduler"]
+
+
+def unused_keys(yaml_text: str, source: str) -> list[str]:
+    """Top-level keys of ``yaml_text`` that no other key references (``<key>``, ``<key.attr>``,
+    ``<key[item]>``), that ``source`` does not read (``hparams["key"]``, ``hparams.get("key"``,
+    ``hparams.key``, ``hp.key``), and that are no SpeechBrain run option. ``__`` keys are side effects."""
+    unused = []
+    for key in top_level_keys(yaml_text):
+        if key.startswith("__") or key in BRAIN_RUN_OPTIONS:
+            continue
+        referenced = re.search(rf"<{key}(?:[>.\[ ])", yaml_text) is not None
+        read = re.search(rf"""(?:hparams|hp)(?:\[["']{key}["']\]|\.get\(["']{key}["']|\.{key}\b)""", source)
+        if not (referenced or read):
+            unused.append(key)
+    return unused
+
+
+@pytest.mark.parametrize("name", ALL_FILES)
+def test_every_top_level_key_is_used(name):
+    """Fails when someone adds a key that nothing reads (a silent no-op for users who override it)."""
+    text = (HPARAMS_DIR / f"{name}.yaml").read_text()
+    unused = unused_keys(text, (PROJECT_ROOT / "train.py").read_text())
+    assert not unused, f"{name}.yaml: keys that nothing uses: {unused}"
+
+
+def test_the_unused_key_check_catches_one():
+    text = "lr: 1\nsize: 3\nstale: 2\nprecision: fp32\nopt: !name:torch.optim.Adam\n    lr: !ref <lr>\n"
+    assert unused_keys(text, 'x = hparams["opt"]; y = self.hparams.size') == ["stale"]
+
+
+def _common_part(text: str) -> str:
+    """The file without its header comment, its Model section, trailing comments and the values of
+    PER_FILE_KEYS: what every variant must share."""
+    body = text[text.index("# Seed"):]  # the header comment names the variant
+    start, end = body.index(MODEL_BANNER), body.index(NEXT_BANNER)
+    body = body[:start] + body[end:]
+    body = re.sub(r"^([^#\n]*?)\s+#.*$", r"\1", body, flags=re.MULTILINE)  # trailing comments
+    keys = "|".join(sorted(PER_FILE_KEYS))
+    return re.sub(rf"^({keys}):.*$", r"\1: ...", body, flags=re.MULTILINE)
+
+
+def test_variant_files_differ_only_in_the_model_section():
+    texts = {name: _common_part((HPARAMS_DIR / f"{name}.yaml").read_text()) for name in ALL_FILES}
+    reference = texts["convtasnet-parallel"]
+    for name, text in texts.items():
+        assert text == reference, (
+            f"{name}.yaml differs from convtasnet-parallel.yaml outside the Model section (and "
+            f"{sorted(PER_FILE_KEYS)}): keep the shared part identical in every file"
+        )
+
+
+@pytest.mark.parametrize("name", ALL_FILES)
+def test_experiment_name_matches_the_file(name, tmp_path):
+    assert load(name, tmp_path, **TINY)["experiment_name"] == name
+
+
+def test_published_defaults(tmp_path):
+    """Han et al. / SpeechBrain's published configuration of the parallel (MIMO) system."""
+    from speechbrain.nnet.losses import get_snr_with_pitwrapper
+    from speechbrain.nnet.schedulers import ReduceLROnPlateau
+
+    hp = load("convtasnet-parallel", tmp_path)
+    expected = {
+        "sample_rate": 8000, "length_mode": "min", "data_freqs": ["8k"], "data_modes": ["min"],
+        "N_encoder_out": 64, "kernel_size": 16, "kernel_stride": 8,
+        "B": 64, "H": 128, "P": 3, "X": 8, "R": 4, "norm_type": "gLN", "causal": False, "mask_nonlinear": "relu",
+        "lr": 0.00015, "clip_grad_norm": 5, "N_epochs": 200, "batch_size": 1, "precision": "fp32",
+        "speed_changes": [95, 100, 105], "use_speedperturb": True, "use_rand_shift": False, "use_wavedrop": False,
+        "threshold_byloss": True, "threshold": -30, "lr_decay_factor": 0.5, "lr_patience": 2,
+        "lr_dont_halve_until_epoch": 85, "dynamic_mixing": False, "skip_prep": False,
+        "save_audio": True, "n_audio_to_save": 10,
+    }
+    assert {key: hp[key] for key in expected} == expected
+    model = hp["Model"]
+    assert (model.n_filters, model.kernel_size, model.stride) == (64, 16, 8)
+    assert hp["MaskNetL"].C == 2
+    assert getattr(hp["loss"], "func", hp["loss"]) is get_snr_with_pitwrapper  # !name: may give a partial
+    assert isinstance(hp["lr_scheduler"], ReduceLROnPlateau)
+    assert hp["lr_scheduler"].dont_halve_until_epoch == 85
+    assert isinstance(hp["optimizer"](model.parameters()), torch.optim.Adam)
+    assert hp["datasets_generation"] == str(tmp_path / "data") + "/Binaural-WSJ0Mix-main"
+    assert hp["output_folder"] == str(tmp_path / "out") and hp["save_folder"] == str(tmp_path / "out") + "/save"
+
+
+def test_mask_network_sizes_follow_the_encoder(tmp_path):
+    """MaskNet's input is N (independent) or 2N (cross, parallel): overriding N_encoder_out keeps them
+    consistent (the model's constructor would refuse a mismatch)."""
+    for name, factor in (("convtasnet-independent", 1), ("convtasnet-cross", 2), ("convtasnet-parallel", 2)):
+        hp = load(name, tmp_path, N_encoder_out=24, B=8, H=16, X=1, R=1)
+        assert hp["MaskNetL"].bottleneck_conv1x1.in_channels == 24 * factor

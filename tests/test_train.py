@@ -1,0 +1,487 @@
+"""train.py: the recipe end to end on CPU (every variant), and its small pure pieces.
+
+End-to-end runs call the real command line (``python train.py hparams/X.yaml ...``) in a
+subprocess, on a few mixtures generated from real speech with the spherical head model, with a
+tiny separator (N=16, B=8, H=16, X=2, R=1) so each run takes seconds.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from conftest import PROJECT_ROOT
+
+import train
+from metrics import METRIC_NAMES
+
+# --------------------------------------------------------------------------------------------------
+# Helpers shared with test_ddp.py
+# --------------------------------------------------------------------------------------------------
+
+N_MIXTURES = {"tr": 2, "cv": 1, "tt": 2}
+TINY_MODEL = ["--N_encoder_out", "16", "--B", "8", "--H", "16", "--X", "2", "--R", "1"]
+FAST = [
+    "--dataloader_opts", "{num_workers: 0}",
+    "--valid_dataloader_opts", "{num_workers: 0}",
+    "--test_dataloader_opts", "{num_workers: 0}",
+    "--n_audio_to_save", "1",
+    "--noprogressbar",
+]
+OWN_DATA = [
+    "--own_metadata", "True",
+    "--hrtf_dir", "spherical",
+    "--n_mixtures", "{tr: 2, cv: 1, tt: 2}",
+    "--num_workers", "1",
+]
+
+
+def generate_dataset(wsj_root: Path, data_folder: Path, n_spks: int) -> Path:
+    """A tiny Binaural WSJ0-{n}mix (own metadata, spherical head) in ``data_folder``."""
+    from create_binaural_wsj0mix import create_binaural_wsj0mix
+
+    create_binaural_wsj0mix(
+        wsj_root, data_folder, datafreqs=["8k"], datamodes=["min"], n_spks=n_spks,
+        own_metadata=True, hrtf_dir="spherical", n_mixtures=dict(N_MIXTURES), num_workers=1, progress=False,
+    )
+    return data_folder
+
+
+def three_talker_wsj_root(speech_dir: Path, dest: Path) -> Path:
+    """A WSJ0-shaped tree with three talkers in si_tr_s and three in the test sets (real speech;
+    the corpus has two voices, so two 'talkers' reuse one voice under other names)."""
+    layout = {
+        "si_tr_s": {"01a": "spk1", "02b": "spk2", "03c": "spk1"},
+        "si_dt_05": {"22g": "spk1", "23h": "spk2"},
+        "si_et_05": {"44c": "spk2"},
+    }
+    for folder, talkers in layout.items():
+        for talker, voice in talkers.items():
+            target = dest / "wsj0" / folder / talker
+            target.mkdir(parents=True, exist_ok=True)
+            for k in range(1, 7):
+                shutil.copy(speech_dir / f"{voice}_snt{k}.wav", target / f"{talker}c010{k}.wav")
+    return dest
+
+
+def recipe_command(hparams: str, data_folder: Path, wsj_root: Path, output_folder: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable, "train.py", f"hparams/{hparams}",
+        "--data_folder", str(data_folder), "--wsj_root", str(wsj_root),
+        "--output_folder", str(output_folder), *OWN_DATA, *TINY_MODEL, *FAST, *extra,
+    ]
+
+
+def run(command: list[str], timeout: float = 180, **env) -> subprocess.CompletedProcess:
+    import os
+
+    environment = os.environ | {"PYTHONUNBUFFERED": "1"} | env
+    return subprocess.run(
+        command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout, env=environment, check=False
+    )
+
+
+def check_ok(result: subprocess.CompletedProcess) -> None:
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+
+
+def train_log_epochs(output_folder: Path) -> list[tuple[int, float]]:
+    """``(epoch, training loss)`` of every epoch line of train_log.txt, in order."""
+    text = (output_folder / "train_log.txt").read_text()
+    return [
+        (int(m.group(1)), float(m.group(2)))
+        for m in re.finditer(r"^epoch: (\d+), .*? train loss: ([-+.\de]+)", text, flags=re.MULTILINE)
+    ]
+
+
+def check_test_results(output_folder: Path, n_utterances: int) -> list[dict]:
+    """test_results.csv: one finite row per test utterance, an ``avg`` row, all metrics."""
+    with open(output_folder / "test_results.csv", newline="") as handle:
+        reader = csv.DictReader(handle)
+        rows = list(reader)
+        assert reader.fieldnames == ["snt_id"] + METRIC_NAMES
+    assert len(rows) == n_utterances + 1
+    assert rows[-1]["snt_id"] == "avg"
+    for row in rows:
+        assert all(math.isfinite(float(row[name])) for name in METRIC_NAMES), row
+    for name in METRIC_NAMES:
+        mean = np.mean([float(row[name]) for row in rows[:-1]])
+        assert float(rows[-1][name]) == pytest.approx(mean)
+    return rows
+
+
+def checkpoints(output_folder: Path) -> list[Path]:
+    return sorted((output_folder / "save").glob("CKPT+*"))
+
+
+# --------------------------------------------------------------------------------------------------
+# Fixtures
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def data_2spk(tiny_wsj_root, tmp_path_factory) -> Path:
+    return generate_dataset(tiny_wsj_root, tmp_path_factory.mktemp("data2"), 2)
+
+
+@pytest.fixture(scope="module")
+def wsj_3spk(speech_dir, tmp_path_factory) -> Path:
+    return three_talker_wsj_root(speech_dir, tmp_path_factory.mktemp("wsj3"))
+
+
+@pytest.fixture(scope="module")
+def data_3spk(wsj_3spk, tmp_path_factory) -> Path:
+    return generate_dataset(wsj_3spk, tmp_path_factory.mktemp("data3"), 3)
+
+
+# --------------------------------------------------------------------------------------------------
+# End to end
+# --------------------------------------------------------------------------------------------------
+
+
+def test_parallel_generates_trains_resumes_and_tests(tiny_wsj_root, tmp_path):
+    """The user's first run generates the data, trains, keeps a checkpoint and tests; a longer run
+    resumes after the finished epochs; --test_only evaluates the best checkpoint."""
+    data, out = tmp_path / "data", tmp_path / "out"
+    overfit = ["--lr", "0.005", "--use_speedperturb", "False"]  # learn fast, deterministically
+
+    first = run(recipe_command("convtasnet-parallel.yaml", data, tiny_wsj_root, out, *overfit, "--N_epochs", "1"))
+    check_ok(first)
+    assert len(list((data / "wav8k" / "min" / "tr" / "mix").glob("*.wav"))) == N_MIXTURES["tr"]
+    assert not (data / train.GENERATION_MARKER).exists()
+    assert [epoch for epoch, _ in train_log_epochs(out)] == [1]
+    assert (out / "hyperparams.yaml").read_text().count("N_encoder_out: 16") == 1  # the experiment, recorded
+    check_test_results(out, N_MIXTURES["tt"])
+    saved = sorted(p.name for p in (out / "audio_results").glob("*.wav"))
+    assert len(saved) == 1 + 2 * 2  # n_audio_to_save=1: mixture, 2 targets, 2 estimates
+    assert all(sf.info(str(out / "audio_results" / name)).channels == 2 for name in saved)
+
+    # Interrupted after epoch 1 (or asked for more): only the missing epochs run.
+    second = run(recipe_command("convtasnet-parallel.yaml", data, tiny_wsj_root, out, *overfit, "--N_epochs", "3"))
+    check_ok(second)
+    assert "found in" in second.stdout  # the data is not generated again
+    epochs = train_log_epochs(out)
+    assert [epoch for epoch, _ in epochs] == [1, 2, 3]
+    assert epochs[-1][1] < epochs[0][1] - 0.1, f"training loss did not go down: {epochs}"
+
+    # Kept: the latest checkpoint (to resume) and the best one by validation SNR.
+    ckpts = checkpoints(out)
+    assert ckpts and all((c / "masknetL.ckpt").exists() and (c / "optimizer.ckpt").exists() for c in ckpts)
+    kept_epochs = {int((c / "counter.ckpt").read_text()) for c in ckpts}
+    log = (out / "train_log.txt").read_text()
+    valid_snr = dict(re.findall(r"^epoch: (\d+), .* valid snr: ([-+.\de]+)", log, re.MULTILINE))
+    best_epoch = int(max(valid_snr, key=lambda epoch: float(valid_snr[epoch])))
+    assert kept_epochs == {3, best_epoch}
+    assert all(train.CKPT_KEY in (c / "CKPT.yaml").read_text() for c in ckpts)
+
+    results = out / "test_results.csv"
+    results.unlink()
+    third = run(recipe_command("convtasnet-parallel.yaml", data, tiny_wsj_root, out, "--test_only"))
+    check_ok(third)
+    assert [epoch for epoch, _ in train_log_epochs(out)] == [1, 2, 3]  # nothing trained
+    check_test_results(out, N_MIXTURES["tt"])
+
+
+@pytest.mark.parametrize(
+    "hparams, extra",
+    [
+        ("convtasnet-independent.yaml", []),
+        # bf16 autocast with every augmentation: the loss and the augmentations must stay in fp32.
+        ("convtasnet-cross.yaml", ["--precision", "bf16", "--use_rand_shift", "True", "--use_wavedrop", "True",
+                                   "--limit_training_signal_len", "True", "--training_signal_len", "8000"]),
+    ],
+)
+def test_two_talker_variant_trains_and_tests(hparams, extra, data_2spk, tiny_wsj_root, tmp_path):
+    out = tmp_path / "out"
+    check_ok(run(recipe_command(hparams, data_2spk, tiny_wsj_root, out, "--N_epochs", "1", *extra)))
+    assert [epoch for epoch, _ in train_log_epochs(out)] == [1]
+    ckpt = checkpoints(out)[-1]
+    if "cross" in hparams:  # its learned interaural projection is checkpointed with the lobes
+        assert (ckpt / "interaural_projection.ckpt").exists()
+    (out / "test_results.csv").unlink()
+    check_ok(run(recipe_command(hparams, data_2spk, tiny_wsj_root, out, "--test_only")))
+    check_test_results(out, N_MIXTURES["tt"])
+
+
+def test_three_talker_recipe_trains_and_tests(data_3spk, wsj_3spk, tmp_path):
+    out = tmp_path / "out"
+    check_ok(run(recipe_command("convtasnet-parallel-3spk.yaml", data_3spk, wsj_3spk, out, "--N_epochs", "1")))
+    assert (out / "save" / "binaural_wsj0-3mix_tr.csv").exists()
+    (out / "test_results.csv").unlink()
+    check_ok(run(recipe_command("convtasnet-parallel-3spk.yaml", data_3spk, wsj_3spk, out, "--test_only")))
+    check_test_results(out, N_MIXTURES["tt"])
+    assert len(list((out / "audio_results").glob("*hat.wav"))) == 3
+
+
+def test_test_only_without_checkpoint_names_the_folder(data_2spk, tiny_wsj_root, tmp_path):
+    out = tmp_path / "never_trained"
+    result = run(recipe_command("convtasnet-parallel.yaml", data_2spk, tiny_wsj_root, out, "--test_only"))
+    assert result.returncode != 0
+    assert str(out / "save") in result.stderr and "without --test_only" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (out / "test_results.csv").exists()
+
+
+def test_two_talker_model_on_three_talker_data_is_refused(data_3spk, tmp_path):
+    with pytest.raises(train.RecipeError, match="more than 2 talkers"):
+        train.missing_data(data_3spk, 2, ["8k"], ["min"], ["tr"])
+    assert train.missing_data(data_3spk, 3, ["8k"], ["min"], train.SPLITS) == []
+    assert train.missing_data(tmp_path, 3, ["8k"], ["min"], ["tt"]) == [tmp_path / "wav8k/min/tt/mix"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Command line translation
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["h.yaml", "--data_folder", "D"], ["h.yaml", "--data_folder", "D"]),
+        (["--local-rank=1", "h.yaml", "--distributed_launch", "--distributed_backend=nccl"],
+         ["h.yaml", "--distributed_backend=nccl"]),
+        (["--local_rank=0", "h.yaml"], ["h.yaml"]),
+        (["h.yaml", "--local_rank", "3", "--seed", "7"], ["h.yaml", "--seed", "7"]),
+        (["h.yaml", "--distributed_launch", "True", "--lr", "1"], ["h.yaml", "--lr", "1"]),
+        (["h.yaml", "--distributed_launch=False"], ["h.yaml"]),
+        (["h.yaml", "--test_only"], ["h.yaml", "--test_only"]),
+        (["h.yaml", "--test_only", "True"], ["h.yaml", "--test_only"]),
+        (["h.yaml", "--test_only=false", "--N_epochs", "2"], ["h.yaml", "--N_epochs", "2"]),
+        (["h.yaml", "--test_only", "--data_folder", "D"], ["h.yaml", "--test_only", "--data_folder", "D"]),
+    ],
+)
+def test_translate_argv(argv, expected):
+    assert train.translate_argv(argv) == expected
+
+
+def test_translated_argv_parses_in_speechbrain():
+    import speechbrain as sb
+
+    argv = train.translate_argv(
+        ["--local-rank=0", "h.yaml", "--data_folder", "D", "--distributed_launch", "--distributed_backend=gloo",
+         "--test_only"]
+    )
+    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    assert hparams_file == "h.yaml" and run_opts["test_only"] and overrides == "data_folder: D"
+    assert run_opts["distributed_backend"] == "gloo"
+
+
+def test_bad_test_only_value_is_an_error():
+    with pytest.raises(train.RecipeError, match="--test_only=maybe"):
+        train.translate_argv(["h.yaml", "--test_only=maybe"])
+
+
+# --------------------------------------------------------------------------------------------------
+# Augmentations
+# --------------------------------------------------------------------------------------------------
+
+
+def _binaural_talker(n: int, itd: int, gain: float, seed: int) -> torch.Tensor:
+    """``[1, n, 2]``: a noise burst; the right ear delayed by ``itd`` samples and scaled by ``gain``."""
+    g = torch.Generator().manual_seed(seed)
+    left = torch.randn(1, n, generator=g) * torch.hann_window(n)  # tapered: circular shifts wrap silence
+    right = gain * torch.roll(left, itd, dims=1)
+    return torch.stack((left, right), dim=-1)
+
+
+def _lag(left: torch.Tensor, right: torch.Tensor) -> int:
+    """Samples by which ``right`` lags ``left`` (peak of the cross-correlation)."""
+    n = left.numel()
+    spectrum = torch.fft.rfft(right, 2 * n) * torch.fft.rfft(left, 2 * n).conj()
+    xcorr = torch.fft.irfft(spectrum, 2 * n)
+    lag = int(torch.argmax(xcorr))
+    return lag if lag < n else lag - 2 * n
+
+
+def _ild(binaural: torch.Tensor) -> float:
+    return float(10 * torch.log10(binaural[:, 0].square().sum() / binaural[:, 1].square().sum()))
+
+
+def test_speed_perturbation_keeps_interaural_cues():
+    from speechbrain.augment.time_domain import SpeedPerturb
+
+    torch.manual_seed(0)
+    n = 8000
+    sources = torch.stack([_binaural_talker(n, 10, 0.5, 1), _binaural_talker(n, -6, 1.5, 2)], dim=-1)
+    perturb = SpeedPerturb(orig_freq=8000, speeds=[90, 110])
+    for _ in range(4):  # several random draws
+        speeds: list[float] = []  # the factor of each call, from the length it returns
+
+        def recorded(wave: torch.Tensor, speeds: list[float] = speeds) -> torch.Tensor:
+            out = perturb(wave)
+            speeds.append(n / out.shape[1])
+            return out
+
+        out = train.speed_perturb_sources(sources, recorded)  # [1, time', 2, 2]
+        assert out.shape[0] == 1 and out.shape[2:] == (2, 2) and len(speeds) == 2  # one call per talker
+        for k, itd in enumerate([10, -6]):
+            talker = out[0, :, :, k]  # [time', ear]
+            assert _ild(talker) == pytest.approx(_ild(sources[0, :, :, k]), abs=0.05)
+            # The ITD scales with the talker's speed like any duration: both ears moved together.
+            assert abs(_lag(talker[:, 0], talker[:, 1]) - itd / speeds[k]) <= 0.6
+
+
+def test_speed_perturbation_is_one_linear_operation_for_both_ears():
+    from speechbrain.augment.time_domain import SpeedPerturb
+
+    torch.manual_seed(1)
+    left = torch.randn(1, 4000)
+    sources = torch.stack((left, 0.25 * left), dim=-1).unsqueeze(-1)  # [1, time, 2, 1], right = left / 4
+    out = train.speed_perturb_sources(sources, SpeedPerturb(orig_freq=8000, speeds=[95, 105]))
+    assert out.shape[1] != 4000  # perturbed
+    torch.testing.assert_close(out[0, :, 1, 0], 0.25 * out[0, :, 0, 0])
+
+
+def test_speed_perturbation_cuts_talkers_to_the_shortest():
+    calls = iter([100, 90])  # a "perturbation" returning a different length per talker
+
+    def perturb(wave: torch.Tensor) -> torch.Tensor:
+        return wave[:, : next(calls)]
+
+    out = train.speed_perturb_sources(torch.randn(2, 120, 2, 2), perturb)
+    assert out.shape == (2, 90, 2, 2)
+
+
+def test_shift_moves_both_ears_of_a_talker_together():
+    sources = torch.randn(1, 50, 2, 2)
+    out = train.shift_sources(sources, torch.tensor([3, -2]))
+    torch.testing.assert_close(out[..., 0], torch.roll(sources[..., 0], 3, dims=1))
+    torch.testing.assert_close(out[..., 1], torch.roll(sources[..., 1], -2, dims=1))
+    with pytest.raises(ValueError, match="one shift per talker"):
+        train.shift_sources(sources, torch.tensor([1, 2, 3]))
+
+
+def test_draw_shifts():
+    torch.manual_seed(0)
+    same = train.draw_shifts(3, -8, 8, independent=False)
+    assert same.shape == (3,) and len(set(same.tolist())) == 1
+    draws = torch.stack([train.draw_shifts(3, -8, 8, independent=True) for _ in range(50)])
+    assert draws.min() >= -8 and draws.max() < 8
+    assert any(len(set(row.tolist())) > 1 for row in draws)
+    with pytest.raises(train.RecipeError, match="min_shift < max_shift"):
+        train.draw_shifts(2, 5, 5, independent=True)
+
+
+def test_random_segment_cuts_mixture_and_talkers_alike():
+    mix, sources = torch.arange(20.0).reshape(1, 10, 2), torch.arange(40.0).reshape(1, 10, 2, 2)
+    cut_mix, cut_sources = train.random_segment(mix, sources, 4, start=3)
+    torch.testing.assert_close(cut_mix, mix[:, 3:7])
+    torch.testing.assert_close(cut_sources, sources[:, 3:7])
+    whole_mix, _ = train.random_segment(mix, sources, 100)
+    assert whole_mix.shape[1] == 10
+
+
+def test_training_augmentation_rebuilds_the_mixture_as_the_sum(tmp_path):
+    """The Brain's augmentation chain: after speed perturbation and shifts, mix == sum of talkers."""
+    from hyperpyyaml import load_hyperpyyaml
+
+    overrides = {
+        "data_folder": str(tmp_path), "wsj_root": str(tmp_path), "output_folder": str(tmp_path / "out"),
+        "N_encoder_out": 16, "B": 8, "H": 16, "X": 2, "R": 1,
+        "use_rand_shift": True, "independent_shifts": True, "min_shift": -100, "max_shift": 100,
+        "speed_changes": [90, 110],  # never 100 %: the output length always changes
+    }
+    with open(PROJECT_ROOT / "hparams" / "convtasnet-parallel.yaml") as handle:
+        hparams = load_hyperpyyaml(handle, overrides)
+    brain = train.Separation(modules=hparams["modules"], hparams=hparams, run_opts={"device": "cpu"})
+    targets = torch.stack([_binaural_talker(4000, 4, 0.7, 3), _binaural_talker(4000, -3, 1.2, 4)], dim=-1)
+    mix, augmented = brain.augment(targets.sum(-1) + 1.0, targets, torch.ones(1))  # stale mixture on purpose
+    torch.testing.assert_close(mix, augmented.sum(-1))
+    assert augmented.shape[1] != 4000  # speed-perturbed
+    assert brain.max_grad_norm == 5.0  # the published clip_grad_norm drives SpeechBrain's clipping
+
+
+def test_select_training_loss():
+    losses = torch.tensor([-35.0, -10.0, -20.0])
+    loss, verdict = train.select_training_loss(losses, threshold=-30, upper_limit=999999)
+    assert verdict == "ok" and float(loss) == pytest.approx(-15.0)
+    assert train.select_training_loss(losses, None, 999999)[0] == pytest.approx(-65.0 / 3)
+    assert train.select_training_loss(torch.tensor([-40.0]), -30, 999999) == (None, "below_threshold")
+    assert train.select_training_loss(torch.tensor([float("nan"), 1.0]), -30, 999999) == (None, "nonfinite")
+    assert train.select_training_loss(torch.tensor([5.0]), -30, 1.0) == (None, "nonfinite")
+
+
+def test_separation_loss_is_negative_snr_in_fp32_under_autocast():
+    from speechbrain.nnet.losses import get_snr_with_pitwrapper
+
+    torch.manual_seed(0)
+    targets = torch.randn(2, 1000, 2, 2)
+    estimates = targets[..., [1, 0]] + 0.1 * torch.randn_like(targets)  # swapped talkers, 20 dB SNR
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        loss = train.separation_loss(get_snr_with_pitwrapper, estimates.bfloat16(), targets)
+    assert loss.dtype == torch.float32 and loss.shape == (2,)
+    assert loss.tolist() == pytest.approx([-20.0, -20.0], abs=0.3)
+
+
+# --------------------------------------------------------------------------------------------------
+# Saved audio and data reading
+# --------------------------------------------------------------------------------------------------
+
+
+def test_peak_normalize_uses_one_factor_for_both_ears():
+    rng = np.random.default_rng(0)
+    talker = rng.standard_normal(1000)
+    signal = np.stack((0.2 * talker, 0.05 * talker), axis=1)  # left 12 dB louder
+    scaled, factor = train.peak_normalize(signal)
+    assert np.max(np.abs(scaled)) == pytest.approx(1.0)
+    np.testing.assert_allclose(scaled, signal * factor)
+    ild = lambda s: 10 * np.log10(np.sum(s[:, 0] ** 2) / np.sum(s[:, 1] ** 2))
+    assert ild(scaled) == pytest.approx(ild(signal))
+    silent, factor = train.peak_normalize(np.zeros((10, 2)))
+    assert factor == 1.0 and not silent.any()
+
+
+def test_saved_audio_keeps_the_ild_and_never_clips(tmp_path):
+    rng = np.random.default_rng(1)
+    talker = rng.standard_normal(4000)
+    loud = np.stack((3.0 * talker, 0.6 * talker), axis=1)  # peaks far beyond full scale
+    path = tmp_path / "a.wav"
+    train.save_binaural_wav(path, torch.from_numpy(loud).float(), 8000)
+    read, rate = sf.read(str(path), dtype="int16")
+    assert rate == 8000 and read.shape == (4000, 2)
+    assert np.max(np.abs(read.astype(int))) == 32767  # full scale reached, not exceeded
+    assert np.count_nonzero(np.abs(read.astype(int)) == 32767) == 1  # one peak: nothing saturated
+    ild = lambda s: 10 * np.log10(np.sum(s[:, 0].astype(float) ** 2) / np.sum(s[:, 1].astype(float) ** 2))
+    assert ild(read) == pytest.approx(ild(loud), abs=0.01)
+    with pytest.raises(ValueError, match="peak_normalize"):
+        train.to_pcm16(np.full((3, 2), 1.5))
+
+
+def test_read_binaural_checks_rate_and_channels(tmp_path):
+    stereo, mono = tmp_path / "stereo.wav", tmp_path / "mono.wav"
+    sf.write(stereo, np.zeros((100, 2)), 8000)
+    sf.write(mono, np.zeros(100), 8000)
+    assert train.read_binaural(str(stereo), 8000).shape == (100, 2)
+    with pytest.raises(train.RecipeError, match=r"stereo.wav: 8000 Hz but sample_rate is 16000"):
+        train.read_binaural(str(stereo), 16000)
+    with pytest.raises(train.RecipeError, match=r"mono.wav: 1 channel\(s\), expected 2"):
+        train.read_binaural(str(mono), 8000)
+    with pytest.raises(train.RecipeError, match="absent.wav: file not found"):
+        train.read_binaural(str(tmp_path / "absent.wav"), 8000)
+
+
+def test_manifest_of_another_talker_count_is_refused(tmp_path):
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("ID,duration,mix_wav,s1_wav,s2_wav\n")
+    with pytest.raises(train.RecipeError, match="no column s3_wav"):
+        train.static_dataset(manifest, 3, 8000, tmp_path)
+    with pytest.raises(train.RecipeError, match="absent.csv: manifest not found"):
+        train.static_dataset(tmp_path / "absent.csv", 2, 8000, tmp_path)
+
+
+def test_dynamic_mixing_without_a_dataset_is_a_clear_error(tmp_path):
+    hparams = {"dynamic_mixing": True, "base_folder_dm": str(tmp_path), "dynamic_mixing_dataset": None}
+    with pytest.raises(train.RecipeError, match="dynamic_mixing_dataset"):
+        train.training_set(hparams, None)
+    with pytest.raises(train.RecipeError, match="base_folder_dm"):
+        train.training_set(hparams | {"base_folder_dm": str(tmp_path / "absent")}, None)
+    static = object()
+    assert train.training_set({"dynamic_mixing": False}, static) is static

@@ -1,0 +1,959 @@
+#!/usr/bin/env python3
+"""Train and evaluate a binaural Conv-TasNet on Binaural WSJ0-2mix / WSJ0-3mix.
+
+Reproduces SpeechBrain's ``recipes/BinauralWSJ0Mix/separation`` (Han, Luo & Mesgarani,
+"Real-time binaural speech separation with preserved spatial cues", ICASSP 2020)::
+
+    python train.py hparams/convtasnet-parallel.yaml --data_folder D --wsj_root W
+    python train.py hparams/convtasnet-parallel.yaml --data_folder D --wsj_root W --test_only
+    torchrun --nproc_per_node=2 train.py hparams/convtasnet-parallel.yaml --data_folder D --wsj_root W
+    python -m torch.distributed.launch --nproc_per_node=2 train.py hparams/convtasnet-parallel.yaml \\
+        --data_folder D --wsj_root W --distributed_launch --distributed_backend='nccl'
+
+The YAML file is the whole experiment: the separator (``Model``, one of the classes of
+``binaural_tasnet``), its lobes, the loss, the optimiser, the augmentations and every number.
+This script never looks at ``experiment_name``; it only runs the stages:
+
+1. data: when ``data_folder`` does not hold the mixtures yet, generate them from ``wsj_root``
+   (``create_binaural_wsj0mix``), then write the CSV manifests (``prepare_data``), both on the
+   main process only;
+2. training (:class:`Separation`, a SpeechBrain ``Brain``): negative SNR with permutation-invariant
+   training (each ear's SNR, averaged), augmentations applied identically to both ears, the
+   best checkpoint kept by validation SNR, resumable;
+3. test: the best checkpoint, ``metrics.evaluate_utterance`` per utterance, ``test_results.csv``.
+
+Shapes follow the recipe: a binaural signal is ``[batch, time, ear]`` (ear 0 = left, 1 = right),
+a set of talkers ``[batch, time, ear, speaker]``; time in samples at ``sample_rate`` Hz; losses
+in dB (negative SNR, lower is better).
+"""
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.util
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import speechbrain as sb
+import torch
+from speechbrain.dataio import audio_io as sb_audio_io
+from speechbrain.utils.distributed import if_main_process, is_distributed_initialized, run_on_main
+from speechbrain.utils.logger import get_logger
+
+logger = get_logger(__name__)
+
+#: The splits of the dataset: training, validation, test.
+SPLITS: tuple[str, ...] = ("tr", "cv", "tt")
+#: Checkpoint meta key holding the validation SNR in dB (higher is better).
+CKPT_KEY = "valid_snr"
+#: Written in ``data_folder`` while the generator runs: a folder with it is not finished.
+GENERATION_MARKER = ".binaural_wsj0mix_generation_in_progress"
+
+
+class RecipeError(ValueError):
+    """Bad input or state (a missing file, folder or checkpoint); the message names it and the fix."""
+
+
+# ==================================================================================================
+# Command line
+# ==================================================================================================
+
+_BOOL_WORDS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
+# torch.distributed.launch adds "--local-rank=N" (older torch: "--local_rank=N"); the rank is in
+# the environment too (LOCAL_RANK), which is where SpeechBrain reads it.
+_LOCAL_RANK_FLAGS = ("--local-rank", "--local_rank")
+
+
+def translate_argv(argv: Sequence[str]) -> list[str]:
+    """Rewrite legacy launcher arguments into what SpeechBrain 1.1's ``parse_arguments`` accepts.
+
+    * ``--local-rank=N`` / ``--local_rank N`` (added by ``torch.distributed.launch``): dropped,
+      SpeechBrain takes the rank from the ``RANK`` / ``LOCAL_RANK`` environment variables.
+    * ``--distributed_launch [True|False]``: dropped; SpeechBrain 1.1 no longer has the flag and
+      detects a distributed launch from the same environment variables.
+    * ``--test_only [True|False]`` / ``--test_only=VALUE``: the bare flag when true, nothing when
+      false (SpeechBrain's ``--test_only`` takes no value; a value would become a YAML override).
+
+    Every other argument is kept, in order.
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        name, has_value, value = arg.partition("=")
+        following = argv[i + 1] if i + 1 < len(argv) else None
+        if name in _LOCAL_RANK_FLAGS:
+            if not has_value and following is not None and following.lstrip("-").isdigit():
+                i += 1  # the separate value of "--local_rank N"
+        elif name in ("--distributed_launch", "--test_only"):
+            if has_value:
+                flag = _parse_bool(name, value)
+            elif following is not None and following.lower() in _BOOL_WORDS:
+                flag = _BOOL_WORDS[following.lower()]
+                i += 1
+            else:
+                flag = True
+            if name == "--test_only" and flag:
+                out.append("--test_only")
+        else:
+            out.append(arg)
+        i += 1
+    return out
+
+
+def _parse_bool(flag: str, value: str) -> bool:
+    if value.lower() not in _BOOL_WORDS:
+        raise RecipeError(f"{flag}={value}: expected True or False (or the bare flag {flag})")
+    return _BOOL_WORDS[value.lower()]
+
+
+# ==================================================================================================
+# Augmentations: small pure functions on [batch, time, ear, speaker] tensors
+# ==================================================================================================
+
+
+def speed_perturb_sources(
+    sources: torch.Tensor, perturb: Callable[[torch.Tensor], torch.Tensor]
+) -> torch.Tensor:
+    """Speed-perturb each talker, with ONE factor for both ears of that talker.
+
+    ``perturb`` maps ``[batch, time, ear] -> [batch, time', ear]`` with a single (random) speed per
+    call, as ``speechbrain.augment.time_domain.SpeedPerturb`` does; it is called once per talker
+    on both ears together, so the resampling of the two ears is the same linear operation and
+    the interaural level and time differences survive (the ITD scales with the speed like every
+    other duration). Talkers get independent factors, as in the published recipe.
+
+    Arguments
+    ---------
+    sources : torch.Tensor
+        ``[batch, time, ear, speaker]``.
+    perturb : callable
+        ``[batch, time, ear] -> [batch, time', ear]``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[batch, time'', ear, speaker]``, cut to the shortest perturbed talker.
+    """
+    perturbed = [perturb(sources[..., k]) for k in range(sources.shape[-1])]  # S x [batch, time_k, ear]
+    length = min(p.shape[1] for p in perturbed)
+    return torch.stack([p[:, :length] for p in perturbed], dim=-1)  # [batch, time'', ear, speaker]
+
+
+def draw_shifts(
+    n_spks: int,
+    min_shift: int,
+    max_shift: int,
+    independent: bool,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Random circular shifts in samples, uniform in ``[min_shift, max_shift)``.
+
+    Returns ``[speaker]`` (int64): one value repeated for every talker when ``independent`` is
+    False (the whole scene moves), a value per talker when True (the published recipe: talkers
+    move relative to each other). Both ears of a talker always share its shift.
+    """
+    if max_shift <= min_shift:
+        raise RecipeError(f"the random shift needs min_shift < max_shift, got {min_shift} and {max_shift}")
+    n_draws = n_spks if independent else 1
+    shifts = torch.randint(min_shift, max_shift, (n_draws,), generator=generator)  # [n_draws]
+    return shifts.expand(n_spks).clone()  # [speaker]
+
+
+def shift_sources(sources: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
+    """Roll talker ``k`` by ``shifts[k]`` samples along time, both ears alike (ITD kept).
+
+    Arguments
+    ---------
+    sources : torch.Tensor
+        ``[batch, time, ear, speaker]``.
+    shifts : torch.Tensor
+        ``[speaker]`` integer shifts in samples (positive: later).
+
+    Returns
+    -------
+    torch.Tensor
+        ``[batch, time, ear, speaker]``.
+    """
+    if shifts.shape != (sources.shape[-1],):
+        raise ValueError(f"need one shift per talker ({sources.shape[-1]}), got shape {tuple(shifts.shape)}")
+    rolled = [torch.roll(sources[..., k], shifts=int(shifts[k]), dims=1) for k in range(sources.shape[-1])]
+    return torch.stack(rolled, dim=-1)  # [batch, time, ear, speaker]
+
+
+def sum_sources(sources: torch.Tensor) -> torch.Tensor:
+    """The mixture of perturbed talkers: ``[batch, time, ear, speaker] -> [batch, time, ear]``.
+
+    After speed perturbation or shifting, the stored mixture no longer matches the targets; the
+    sum of the perturbed binaural talkers is the mixture they make.
+    """
+    return sources.sum(dim=-1)
+
+
+def random_segment(
+    mix: torch.Tensor, sources: torch.Tensor, length: int, start: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same ``length``-sample window of the mixture and of every talker and ear.
+
+    Arguments
+    ---------
+    mix : torch.Tensor
+        ``[batch, time, ear]``.
+    sources : torch.Tensor
+        ``[batch, time, ear, speaker]``.
+    length : int
+        Window length in samples (signals shorter than that are returned whole).
+    start : int, optional
+        First sample; drawn uniformly when not given.
+
+    Returns
+    -------
+    tuple of torch.Tensor
+        ``[batch, time', ear]`` and ``[batch, time', ear, speaker]``, ``time' = min(time, length)``.
+    """
+    if length <= 0:
+        raise RecipeError(f"training_signal_len must be a positive number of samples, got {length}")
+    if start is None:
+        start = int(torch.randint(0, 1 + max(0, mix.shape[1] - length), (1,)))
+    return mix[:, start : start + length], sources[:, start : start + length]
+
+
+def select_training_loss(
+    losses: torch.Tensor, threshold: float | None, upper_limit: float
+) -> tuple[torch.Tensor | None, str]:
+    """The loss to back-propagate from per-example losses, or ``None`` to learn nothing.
+
+    Examples already better than ``threshold`` (negative SNR in dB, e.g. -30 = 30 dB SNR) are
+    dropped, so training time goes to the hard ones (the published ``threshold_byloss``).
+
+    Arguments
+    ---------
+    losses : torch.Tensor
+        ``[batch]`` negative SNR in dB.
+    threshold : float or None
+        Keep only ``losses > threshold``; ``None`` keeps all.
+    upper_limit : float
+        Losses at or above it (and non-finite ones) reject the batch (``loss_upper_lim``).
+
+    Returns
+    -------
+    (loss, verdict)
+        ``(mean of the kept losses, "ok")``, ``(None, "nonfinite")`` when the batch's loss is
+        NaN/inf or not below ``upper_limit``, ``(None, "below_threshold")`` when every example
+        is already better than the threshold.
+    """
+    if not bool(torch.isfinite(losses).all()):
+        return None, "nonfinite"
+    kept = losses if threshold is None else losses[losses > threshold]
+    if kept.numel() == 0:
+        return None, "below_threshold"
+    loss = kept.mean()
+    if not loss < upper_limit:
+        return None, "nonfinite"
+    return loss, "ok"
+
+
+# ==================================================================================================
+# Loss and saved audio
+# ==================================================================================================
+
+
+def separation_loss(
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    estimates: torch.Tensor,
+    targets: torch.Tensor,
+) -> torch.Tensor:
+    """Per-example permutation-invariant loss, computed in fp32 whatever the autocast state.
+
+    ``loss_fn`` is the YAML's ``loss`` (``speechbrain.nnet.losses.get_snr_with_pitwrapper``:
+    negative SNR of each ear, averaged over ears and talkers, under the best talker permutation;
+    not SI-SNR, whose scale invariance lets each ear's gain drift and breaks the ILD). The SNR is
+    a ratio of sums over the whole utterance and a log: in bf16 it would lose its decimals, so the
+    loss always runs with autocast off.
+
+    Arguments
+    ---------
+    estimates, targets : torch.Tensor
+        ``[batch, time, ear, speaker]``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[batch]`` negative SNR in dB.
+    """
+    with torch.autocast(device_type=estimates.device.type, enabled=False):
+        return loss_fn(targets.float(), estimates.float())
+
+
+def peak_normalize(signal: np.ndarray, peak: float = 1.0) -> tuple[np.ndarray, float]:
+    """Scale a binaural signal so its largest sample is ``peak``, with ONE factor for both ears.
+
+    The published recipe divides each ear by its own peak, which erases the interaural level
+    difference of every saved file; one common factor keeps it. A silent signal is returned as is.
+
+    Arguments
+    ---------
+    signal : np.ndarray
+        ``[time, ear]``.
+    peak : float
+        Target peak magnitude (full scale = 1.0).
+
+    Returns
+    -------
+    (scaled, factor)
+        ``[time, ear]`` float64 and the factor applied.
+    """
+    signal = np.asarray(signal, dtype=np.float64)
+    largest = float(np.max(np.abs(signal))) if signal.size else 0.0
+    factor = peak / largest if largest > 0 else 1.0
+    return signal * factor, factor
+
+
+def to_pcm16(signal: np.ndarray) -> np.ndarray:
+    """``[time, ear]`` in [-1, 1] -> int16 by rounding ``x * 32767``: full scale never clips."""
+    signal = np.asarray(signal, dtype=np.float64)
+    if signal.size and float(np.max(np.abs(signal))) > 1.0:
+        raise ValueError("to_pcm16 needs samples within [-1, 1]; peak_normalize the signal first")
+    return np.round(signal * 32767.0).astype(np.int16)
+
+
+def save_binaural_wav(path: Path, signal: np.ndarray | torch.Tensor, sample_rate: int) -> None:
+    """Write ``[time, ear]`` as a 16-bit stereo wav, peak-normalised with one factor for both ears."""
+    from audio_io import write_atomic
+
+    if isinstance(signal, torch.Tensor):
+        signal = signal.detach().float().cpu().numpy()
+    scaled, _ = peak_normalize(signal)
+    write_atomic(Path(path), to_pcm16(scaled), sample_rate, subtype="PCM_16")
+
+
+# ==================================================================================================
+# Data: generation, manifests, datasets
+# ==================================================================================================
+
+
+def freq_name(sample_rate: int) -> str:
+    """The dataset's folder name of a rate: 8000 -> ``"8k"``, 16000 -> ``"16k"``."""
+    names = {8000: "8k", 16000: "16k"}
+    if sample_rate not in names:
+        raise RecipeError(
+            f"sample_rate: {sample_rate} Hz is not a rate of Binaural WSJ0-mix; use 8000 or 16000"
+        )
+    return names[sample_rate]
+
+
+def _nonempty_dir(path: Path) -> bool:
+    return path.is_dir() and any(not p.name.startswith(".") for p in path.iterdir())
+
+
+def missing_data(
+    data_folder: Path, n_spks: int, freqs: Sequence[str], modes: Sequence[str], splits: Sequence[str]
+) -> list[Path]:
+    """Folders of ``data_folder`` that a complete dataset would have and this one lacks.
+
+    An empty list means the data is there. A folder the generator was writing when it was
+    interrupted counts as missing (the generator resumes it).
+
+    Raises
+    ------
+    RecipeError
+        The folder holds mixtures of another number of talkers.
+    """
+    data_folder = Path(data_folder)
+    missing: list[Path] = []
+    interrupted = (data_folder / GENERATION_MARKER).exists()
+    for freq in freqs:
+        for mode in modes:
+            for split in splits:
+                base = data_folder / f"wav{freq}" / mode / split
+                mixtures = base / "mix"
+                if _nonempty_dir(mixtures):
+                    extra = base / f"s{n_spks + 1}"
+                    if _nonempty_dir(extra):
+                        raise RecipeError(
+                            f"{base} holds mixtures of more than {n_spks} talkers ({extra} exists) but "
+                            f"num_spks is {n_spks}; give each talker count its own --data_folder"
+                        )
+                    absent = [base / f"s{k}" for k in range(1, n_spks + 1) if not (base / f"s{k}").is_dir()]
+                    if absent and not interrupted:
+                        raise RecipeError(
+                            f"{base} holds mixtures without {absent[0].name}/ but num_spks is {n_spks}: "
+                            "it is another talker count's data; give each talker count its own --data_folder"
+                        )
+                if interrupted or not _nonempty_dir(mixtures):
+                    missing.append(mixtures)
+    return missing
+
+
+def generate_missing_data(
+    data_folder: str | Path,
+    wsj_root: str | Path,
+    n_spks: int,
+    freqs: Sequence[str],
+    modes: Sequence[str],
+    splits: Sequence[str],
+    generator_options: dict,
+) -> None:
+    """Generate the dataset into ``data_folder`` unless it is already there (main process only).
+
+    ``generator_options`` go to ``create_binaural_wsj0mix`` (metadata_dir, hrtf_dir,
+    own_metadata, n_mixtures, seed, num_workers, repo_dir). The generator skips finished files, so
+    an interrupted generation resumes; a marker file tells the next run that it did not finish.
+    """
+    data_folder = Path(data_folder)
+    missing = missing_data(data_folder, n_spks, freqs, modes, splits)
+    if not missing:
+        logger.info(f"Binaural WSJ0-{n_spks}mix found in {data_folder}")
+        return
+    wsj = Path(wsj_root)
+    if not (wsj / "wsj0").is_dir():
+        raise RecipeError(
+            f"{data_folder} does not hold the mixtures yet ({missing[0]} is missing) and --wsj_root "
+            f"{wsj} has no wsj0/ folder to generate them from; point --wsj_root at the folder that "
+            "contains wsj0/, or --data_folder at generated data"
+        )
+    from create_binaural_wsj0mix import create_binaural_wsj0mix  # heavy: only when generating
+
+    logger.info(f"Generating Binaural WSJ0-{n_spks}mix ({', '.join(splits)}) from {wsj} into {data_folder}")
+    data_folder.mkdir(parents=True, exist_ok=True)
+    marker = data_folder / GENERATION_MARKER
+    marker.touch()
+    create_binaural_wsj0mix(
+        wsj,
+        data_folder,
+        datafreqs=list(freqs),
+        datamodes=list(modes),
+        n_spks=n_spks,
+        splits=list(splits),
+        progress=sys.stderr.isatty(),
+        **generator_options,
+    )
+    marker.unlink()
+
+
+def read_binaural(path: str, sample_rate: int) -> torch.Tensor:
+    """Read a stereo wav as float32 ``[time, ear]`` in [-1, 1], checking its rate and channels."""
+    if not os.path.isfile(path):
+        raise RecipeError(f"{path}: file not found; regenerate the data or rerun without skip_prep")
+    audio, rate = sb_audio_io.load(path, channels_first=False, dtype=torch.float32)  # [time, ear]
+    if rate != sample_rate:
+        raise RecipeError(
+            f"{path}: {rate} Hz but sample_rate is {sample_rate}; set --sample_rate {rate} or use "
+            f"the wav{freq_name(sample_rate)} data"
+        )
+    if audio.ndim != 2 or audio.shape[1] != 2:
+        raise RecipeError(
+            f"{path}: {audio.shape[1] if audio.ndim == 2 else 1} channel(s), expected 2 (left, right); "
+            "the binaural recipe needs the stereo Binaural WSJ0-mix files"
+        )
+    return audio
+
+
+def signal_keys(n_spks: int) -> list[str]:
+    """Dataset item keys of the signals: ``["mix_sig", "s1_sig", ..., "s{n}_sig"]``."""
+    return ["mix_sig"] + [f"s{k}_sig" for k in range(1, n_spks + 1)]
+
+
+def static_dataset(
+    csv_path: str | Path, n_spks: int, sample_rate: int, data_folder: str | Path
+) -> sb.dataio.dataset.DynamicItemDataset:
+    """A SpeechBrain dataset of one manifest, yielding ``{"id", "mix_sig", "s1_sig", ...}``.
+
+    Each ``*_sig`` is float32 ``[time, ear]``: the same items as the dynamic-mixing dataset, so the
+    training step does not know which one it gets. ``$data_root`` in the CSV (the published
+    manifests' placeholder) is replaced by ``data_folder``.
+    """
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise RecipeError(f"{csv_path}: manifest not found; run without skip_prep to write it")
+    with open(csv_path, encoding="utf-8") as handle:
+        header = handle.readline().strip().split(",")
+    needed = ["ID", "mix_wav"] + [f"s{k}_wav" for k in range(1, n_spks + 1)]
+    absent = [column for column in needed if column not in header]
+    if absent:
+        raise RecipeError(
+            f"{csv_path}: no column {', '.join(absent)} (num_spks is {n_spks}); regenerate the "
+            "manifest for this talker count (run without skip_prep)"
+        )
+    dataset = sb.dataio.dataset.DynamicItemDataset.from_csv(
+        csv_path=str(csv_path), replacements={"data_root": str(data_folder)}
+    )
+    reader = functools.partial(read_binaural, sample_rate=sample_rate)
+    for key in signal_keys(n_spks):
+        name = key[: -len("_sig")]
+        dataset.add_dynamic_item(reader, takes=f"{name}_wav", provides=key)
+    dataset.set_output_keys(["id"] + signal_keys(n_spks))
+    return dataset
+
+
+def dynamic_mixing_factory(hparams: dict) -> Callable[[], torch.utils.data.Dataset]:
+    """The YAML's ``dynamic_mixing_dataset`` factory, after checking that it can work.
+
+    The dynamic-mixing dataset plugs in through the YAML: ``dynamic_mixing_dataset`` is a
+    ``!name:`` factory, called with no argument (its arguments bound in the YAML), returning a
+    torch Dataset of the same items as :func:`static_dataset`, optionally with ``set_epoch(epoch)``
+    (called at the start of every training epoch) and sharding itself across DDP ranks.
+    """
+    base = Path(hparams["base_folder_dm"])
+    if not base.is_dir():
+        raise RecipeError(
+            f"dynamic_mixing: True draws utterances from base_folder_dm={base}, which is not a folder; "
+            "set --base_folder_dm (default <wsj_root>/wsj0/si_tr_s/)"
+        )
+    factory = hparams.get("dynamic_mixing_dataset")
+    if factory is None:
+        where = Path(__file__).resolve().parent / "dynamic_mixing.py"
+        if importlib.util.find_spec("dynamic_mixing") is None:
+            raise RecipeError(
+                f"dynamic_mixing: True needs {where}, which this checkout does not have yet; "
+                "train with dynamic_mixing: False (static mixtures) for now"
+            )
+        raise RecipeError(
+            "dynamic_mixing: True needs dynamic_mixing_dataset in the hparams file, e.g. "
+            "`dynamic_mixing_dataset: !name:dynamic_mixing.DynamicMixingDataset` with its arguments "
+            "(the dataset to train on); set it, or set dynamic_mixing: False"
+        )
+    return factory
+
+
+def training_set(hparams: dict, static_train: torch.utils.data.Dataset) -> torch.utils.data.Dataset:
+    """The training data: the static manifest's dataset, or the dynamic-mixing one when asked for."""
+    if not hparams["dynamic_mixing"]:
+        return static_train
+    return dynamic_mixing_factory(hparams)()
+
+
+# ==================================================================================================
+# The Brain
+# ==================================================================================================
+
+
+def _gather(value: object) -> list:
+    """``value`` of every rank, in rank order (``[value]`` when not distributed)."""
+    if not is_distributed_initialized():
+        return [value]
+    values: list = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(values, value)
+    return values
+
+
+def stack_signals(batch, n_spks: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mixture ``[batch, time, ear]``, targets ``[batch, time, ear, speaker]``, relative lengths ``[batch]``."""
+    mix, lengths = batch.mix_sig  # PaddedData: [batch, time, ear], [batch]
+    targets = torch.stack([getattr(batch, f"s{k}_sig").data for k in range(1, n_spks + 1)], dim=-1)
+    return mix, targets, lengths
+
+
+class Separation(sb.Brain):
+    """The training, validation and test steps of the recipe.
+
+    ``self.modules.model`` is the YAML's ``Model`` (``[batch, time, ear] -> [batch, time, ear,
+    speaker]``); every other ingredient is an hparam: ``loss``, ``speed_perturb``, ``drop_chunk``,
+    ``drop_freq``, ``lr_scheduler`` (called as ``scheduler([optimizer], epoch, valid_loss)``).
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        run_opts = kwargs.get("run_opts") or {}
+        # Options given explicitly (command line, or the keys of a run_opts dict) win over hparams.
+        overridden = set(run_opts) if isinstance(run_opts, dict) else run_opts.overridden_args
+        # The published key clip_grad_norm sets SpeechBrain's clipping unless --max_grad_norm is given;
+        # SpeechBrain 1.1 clips with whatever it gets, and a negative norm would flip the gradients:
+        # a negative value means "no clipping" as in the published recipe.
+        norm = self.max_grad_norm if "max_grad_norm" in overridden else self.hparams.clip_grad_norm
+        self.max_grad_norm = float(norm) if norm >= 0 else float("inf")
+        self._accepted_since_step = 0
+        self.below_threshold_count = 0
+        self.n_train_batches = 0
+        self.test_rows: list[dict] = []
+        self.n_audio_saved = 0
+        self.train_stats: dict = {}
+
+    # ---------------------------------------------------------------------------------- forward
+    def compute_forward(self, batch, stage):
+        """Separate the batch's mixtures (augmented for training).
+
+        Returns
+        -------
+        (estimates, targets, mix)
+            ``[batch, time, ear, speaker]``, ``[batch, time, ear, speaker]``, ``[batch, time, ear]``;
+            ``targets`` and ``mix`` after the augmentations in the TRAIN stage.
+        """
+        mix, targets, lengths = stack_signals(batch, self.hparams.num_spks)
+        mix, targets, lengths = mix.to(self.device), targets.to(self.device), lengths.to(self.device)
+        if stage == sb.Stage.TRAIN:
+            mix, targets = self.augment(mix, targets, lengths)
+        estimates = self.modules.model(mix)  # [batch, time, ear, speaker]
+        return estimates, targets, mix
+
+    def augment(
+        self, mix: torch.Tensor, targets: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training augmentations selected in the YAML, in the published order.
+
+        Runs in fp32 (autocast off): the resamplers and filters would otherwise write bf16 targets.
+
+        Arguments
+        ---------
+        mix : torch.Tensor
+            ``[batch, time, ear]``.
+        targets : torch.Tensor
+            ``[batch, time, ear, speaker]``.
+        lengths : torch.Tensor
+            ``[batch]`` relative lengths (for the chunk dropper).
+        """
+        hp = self.hparams
+        with torch.no_grad(), torch.autocast(device_type=self.device_type, enabled=False):
+            if hp.use_speedperturb:
+                targets = speed_perturb_sources(targets, hp.speed_perturb)
+            if hp.use_rand_shift:
+                shifts = draw_shifts(targets.shape[-1], hp.min_shift, hp.max_shift, hp.independent_shifts)
+                targets = shift_sources(targets, shifts)
+            if hp.use_speedperturb or hp.use_rand_shift:
+                mix = sum_sources(targets)
+            if hp.use_wavedrop:
+                # The same chunks and bands vanish from both ears (SpeechBrain treats the last
+                # axis as channels): the mixture's interaural cues stay consistent.
+                mix = hp.drop_chunk(mix, lengths)
+                mix = hp.drop_freq(mix)
+            if hp.limit_training_signal_len:
+                mix, targets = random_segment(mix, targets, hp.training_signal_len)
+        return mix, targets
+
+    def compute_objectives(self, predictions, batch, stage) -> torch.Tensor:
+        """``[batch]`` negative SNR in dB (PIT over talkers, SNR averaged over both ears), fp32."""
+        estimates, targets, _ = predictions
+        return separation_loss(self.hparams.loss, estimates, targets)
+
+    # ---------------------------------------------------------------------------------- training
+    def fit_batch(self, batch):
+        """One training step with the published loss thresholding and non-finite guard.
+
+        A rejected batch (non-finite loss, loss above ``loss_upper_lim``, or every example better
+        than ``threshold``) still back-propagates an exact zero: under DDP every rank must take
+        part in the gradient all-reduce, or the others would wait forever.
+        """
+        should_step = (self.step % self.grad_accumulation_factor) == 0
+        self.n_train_batches += 1
+        self.on_fit_batch_start(batch, should_step)
+        with self.no_sync(not should_step):
+            with self.training_ctx:
+                predictions = self.compute_forward(batch, sb.Stage.TRAIN)
+            losses = self.compute_objectives(predictions, batch, sb.Stage.TRAIN)  # [batch]
+            threshold = self.hparams.threshold if self.hparams.threshold_byloss else None
+            loss, verdict = select_training_loss(losses, threshold, self.hparams.loss_upper_lim)
+            if loss is None:
+                self._count_rejected(verdict)
+                loss = self._zero_loss()
+            else:
+                self._accepted_since_step += 1
+            self.scaler.scale(loss / self.grad_accumulation_factor).backward()
+        if should_step:
+            self.optimizers_step()
+        self.on_fit_batch_end(batch, predictions, loss, should_step)
+        finite = bool(torch.isfinite(losses).all())
+        # The logged training loss is that of every example (what the model achieves), 0 when
+        # non-finite as in the published recipe, so one bad batch does not poison the average.
+        return losses.detach().mean().cpu() if finite else torch.tensor(0.0)
+
+    def _count_rejected(self, verdict: str) -> None:
+        if verdict == "nonfinite":
+            self.nonfinite_count += 1
+            logger.info(
+                f"non-finite loss or loss >= loss_upper_lim: batch skipped "
+                f"({self.nonfinite_count} so far this epoch)"
+            )
+        else:
+            self.below_threshold_count += 1
+
+    def _zero_loss(self) -> torch.Tensor:
+        """An exact zero that depends on every trainable parameter (zero gradients everywhere)."""
+        params = [p for p in self.modules.parameters() if p.requires_grad]
+        return torch.stack([p.sum() for p in params]).sum() * 0.0
+
+    def optimizers_step(self) -> None:
+        """Step, unless no batch since the last step was accepted on any rank (published: skip)."""
+        accepted = self._accepted_since_step
+        if is_distributed_initialized():
+            count = torch.tensor([accepted], device=self.device)
+            torch.distributed.all_reduce(count)  # every rank takes the same decision
+            accepted = int(count.item())
+        self._accepted_since_step = 0
+        if accepted == 0:
+            self.zero_grad(set_to_none=True)
+            return
+        super().optimizers_step()
+
+    def on_fit_start(self) -> None:
+        # SpeedPerturb resamples on the device it was built for (CPU by default); run it where the
+        # batch is instead of copying every batch to the CPU and back.
+        if hasattr(self.hparams.speed_perturb, "device"):
+            self.hparams.speed_perturb.device = self.device
+        super().on_fit_start()  # DDP wrapping, optimiser, resume from the latest checkpoint
+
+    # ---------------------------------------------------------------------------------- evaluation
+    @torch.no_grad()
+    def evaluate_batch(self, batch, stage):
+        """Validation loss; in the TEST stage also the per-utterance metrics and saved audio."""
+        with self.evaluation_ctx:
+            predictions = self.compute_forward(batch, stage)
+        losses = self.compute_objectives(predictions, batch, stage)  # [batch]
+        if stage == sb.Stage.TEST and if_main_process():
+            self.score_test_batch(batch, predictions)
+        return losses.mean().detach().cpu()
+
+    def score_test_batch(self, batch, predictions) -> None:
+        """``metrics.evaluate_utterance`` for each utterance of the batch (unpadded), saving audio."""
+        from metrics import best_permutation, evaluate_utterance
+
+        estimates, targets, mix = predictions
+        lengths = batch.mix_sig.lengths
+        for i, utt_id in enumerate(batch.id):
+            n = round(float(lengths[i]) * mix.shape[1])
+            mix_i = mix[i, :n].float().cpu()  # [time, ear]
+            targets_i = targets[i, :n].float().cpu()  # [time, ear, speaker]
+            estimates_i = estimates[i, :n].float().cpu()  # [time, ear, speaker]
+            row = {"snt_id": utt_id}
+            row.update(evaluate_utterance(mix_i, targets_i, estimates_i, self.hparams.sample_rate))
+            self.test_rows.append(row)
+            if self.hparams.save_audio and self.n_audio_saved < self.hparams.n_audio_to_save:
+                order = list(best_permutation(targets_i, estimates_i))
+                self.save_audio(utt_id, mix_i, targets_i, estimates_i[..., order])
+                self.n_audio_saved += 1
+
+    def save_audio(
+        self, utt_id: str, mix: torch.Tensor, targets: torch.Tensor, estimates: torch.Tensor
+    ) -> None:
+        """Stereo wavs of one test utterance in ``audio_results_folder`` (published file names).
+
+        ``item<id>_mix.wav``, ``item<id>_source<k>.wav`` (target) and ``item<id>_source<k>hat.wav``
+        (estimate, in the target's order); each file is normalised with one factor for both ears.
+        """
+        folder = Path(self.hparams.audio_results_folder)
+        rate = self.hparams.sample_rate
+        save_binaural_wav(folder / f"item{utt_id}_mix.wav", mix, rate)
+        for k in range(targets.shape[-1]):
+            save_binaural_wav(folder / f"item{utt_id}_source{k + 1}.wav", targets[..., k], rate)
+            save_binaural_wav(folder / f"item{utt_id}_source{k + 1}hat.wav", estimates[..., k], rate)
+
+    def on_evaluate_start(self, max_key=None, min_key=None):
+        """Refuse to evaluate an untrained model: the best checkpoint must exist."""
+        if self.checkpointer.find_checkpoint(max_key=max_key, min_key=min_key) is None:
+            raise RecipeError(no_checkpoint_message(self.checkpointer.checkpoints_dir))
+        super().on_evaluate_start(max_key=max_key, min_key=min_key)
+
+    # ---------------------------------------------------------------------------------- stages
+    def on_stage_start(self, stage, epoch=None):
+        if stage == sb.Stage.TRAIN:
+            self.below_threshold_count = 0
+            self.n_train_batches = 0
+            self._accepted_since_step = 0
+            dataset = getattr(self, "train_dataset", None)
+            if hasattr(dataset, "set_epoch"):  # the dynamic-mixing dataset draws per epoch
+                dataset.set_epoch(epoch)
+        elif stage == sb.Stage.TEST:
+            self.test_rows = []
+            self.n_audio_saved = 0
+
+    def on_stage_end(self, stage, stage_loss, epoch=None):
+        if stage == sb.Stage.TRAIN:
+            counts = _gather((self.n_train_batches, self.nonfinite_count, self.below_threshold_count))
+            logger.info(f"epoch {epoch}: training batches per rank {[c[0] for c in counts]}")
+            self.train_stats = {
+                "loss": stage_loss,
+                "nonfinite_count": sum(c[1] for c in counts),
+                "below_threshold_count": sum(c[2] for c in counts),
+            }
+        elif stage == sb.Stage.VALID:
+            current_lr, next_lr = self.hparams.lr_scheduler([self.optimizer], epoch, stage_loss)
+            sb.nnet.schedulers.update_learning_rate(self.optimizer, next_lr)
+            self.hparams.train_logger.log_stats(
+                stats_meta={"epoch": epoch, "lr": current_lr},
+                train_stats=self.train_stats,
+                valid_stats={"loss": stage_loss, "snr": -stage_loss},
+            )
+            # Keeps the latest checkpoint (to resume) and the best one by validation SNR.
+            self.checkpointer.save_and_keep_only(meta={CKPT_KEY: -stage_loss}, max_keys=[CKPT_KEY])
+        elif stage == sb.Stage.TEST:
+            self.write_test_results(stage_loss)
+
+    def write_test_results(self, stage_loss: float) -> None:
+        """``test_results.csv`` (one row per utterance and ``avg``) and the averages in the logs."""
+        average = None
+        if if_main_process():
+            from metrics import write_results_csv
+
+            path = Path(self.hparams.output_folder) / "test_results.csv"
+            average = write_results_csv(self.test_rows, path)
+            summary = ", ".join(f"{name} {value:.2f}" for name, value in average.items() if name != "snt_id")
+            logger.info(f"test averages over {len(self.test_rows)} utterances ({path}): {summary}")
+        average = sb.utils.distributed.ddp_broadcast(average)
+        self.hparams.train_logger.log_stats(
+            stats_meta={"Epoch loaded": self.hparams.epoch_counter.current},
+            test_stats={"loss": stage_loss} | {k: v for k, v in average.items() if k != "snt_id"},
+        )
+
+
+def no_checkpoint_message(folder: str | Path) -> str:
+    return (
+        f"no trained checkpoint in {folder}: nothing to evaluate. Train first (the same command "
+        "without --test_only), or point --output_folder at a trained experiment"
+    )
+
+
+# ==================================================================================================
+# Main
+# ==================================================================================================
+
+
+def run(hparams_file: str, hparams: dict, run_opts, overrides: str) -> None:
+    """The recipe's stages (see the module docstring)."""
+    test_only = bool(run_opts["test_only"])
+    checkpointer = hparams["checkpointer"]
+    if test_only and checkpointer.find_checkpoint(max_key=CKPT_KEY) is None:
+        raise RecipeError(no_checkpoint_message(checkpointer.checkpoints_dir))
+
+    sb.create_experiment_directory(
+        experiment_directory=hparams["output_folder"],
+        hyperparams_to_save=hparams_file,
+        overrides=overrides,
+    )
+    n_spks = hparams["num_spks"]
+    splits = ("tt",) if test_only else SPLITS
+    freq = freq_name(hparams["sample_rate"])
+    if freq not in hparams["data_freqs"]:
+        raise RecipeError(
+            f"sample_rate {hparams['sample_rate']} needs '{freq}' in data_freqs (got {hparams['data_freqs']})"
+        )
+    if hparams["length_mode"] not in hparams["data_modes"]:
+        raise RecipeError(
+            f"length_mode {hparams['length_mode']} must be one of data_modes {hparams['data_modes']}"
+        )
+    if not test_only and hparams["dynamic_mixing"]:
+        dynamic_mixing_factory(hparams)  # fail before generating anything if it cannot work
+
+    if not hparams["skip_prep"]:
+        from prepare_data import prepare_binaural_wsj0mix
+
+        run_on_main(
+            generate_missing_data,
+            kwargs={
+                "data_folder": hparams["data_folder"],
+                "wsj_root": hparams["wsj_root"],
+                "n_spks": n_spks,
+                "freqs": hparams["data_freqs"],
+                "modes": hparams["data_modes"],
+                "splits": splits,
+                "generator_options": {
+                    "metadata_dir": hparams["metadata_dir"],
+                    "hrtf_dir": hparams["hrtf_dir"],
+                    "own_metadata": hparams["own_metadata"],
+                    "n_mixtures": hparams["n_mixtures"],
+                    "seed": hparams["generation_seed"],
+                    "num_workers": hparams["num_workers"],
+                    "repo_dir": hparams["datasets_generation"],
+                },
+            },
+        )
+        run_on_main(
+            prepare_binaural_wsj0mix,
+            kwargs={
+                "datapath": hparams["data_folder"],
+                "savepath": hparams["save_folder"],
+                "n_spks": n_spks,
+                "freq": freq,
+                "mode": hparams["length_mode"],
+                "splits": splits,
+            },
+        )
+
+    manifests = {"tr": hparams["train_data"], "cv": hparams["valid_data"], "tt": hparams["test_data"]}
+    datasets = {
+        split: static_dataset(manifests[split], n_spks, hparams["sample_rate"], hparams["data_folder"])
+        for split in splits
+    }
+    separator = Separation(
+        modules=hparams["modules"],
+        opt_class=hparams["optimizer"],
+        hparams=hparams,
+        run_opts=run_opts,
+        checkpointer=checkpointer,
+    )
+    if not test_only:
+        train_data = training_set(hparams, datasets["tr"])
+        separator.train_dataset = train_data  # on_stage_start calls its set_epoch, if it has one
+        # PaddedBatch explicitly: SpeechBrain picks it only for its own DynamicItemDataset.
+        train_opts = {"collate_fn": sb.dataio.batch.PaddedBatch} | hparams["dataloader_opts"]
+        if train_data is not datasets["tr"]:
+            # The dynamic-mixing dataset shards itself across DDP ranks: hand the Brain a loader,
+            # or it would add a DistributedSampler and shard the epoch a second time.
+            train_data = sb.dataio.dataloader.make_dataloader(train_data, **train_opts)
+        separator.fit(
+            hparams["epoch_counter"],
+            train_data,
+            datasets["cv"],
+            train_loader_kwargs=train_opts,
+            valid_loader_kwargs=dict(hparams["valid_dataloader_opts"]),
+        )
+    separator.evaluate(datasets["tt"], max_key=CKPT_KEY, test_loader_kwargs=dict(hparams["test_dataloader_opts"]))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status."""
+    from hyperpyyaml import load_hyperpyyaml
+
+    raw = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = translate_argv(raw)
+    except RecipeError as error:
+        print(f"train.py: error: {error}", file=sys.stderr)
+        return 2
+    if any(a.split("=")[0] == "--distributed_launch" for a in raw) and "RANK" not in os.environ:
+        print("train.py: warning: --distributed_launch without a launcher (no RANK in the environment): "
+              "running one process; start with torchrun --nproc_per_node=N for DDP", file=sys.stderr)
+    hparams_file, run_opts, overrides = sb.parse_arguments(args)
+    if not os.path.isfile(hparams_file):
+        print(f"train.py: error: {hparams_file}: hparams file not found (e.g. hparams/convtasnet-parallel.yaml)",
+              file=sys.stderr)
+        return 2
+    with open(hparams_file, encoding="utf-8") as fin:
+        hparams = load_hyperpyyaml(fin, overrides)
+
+    # Multi-process (DDP) set-up from the launcher's environment (RANK, LOCAL_RANK, WORLD_SIZE).
+    sb.utils.distributed.ddp_init_group(run_opts)
+    try:
+        run(hparams_file, hparams, run_opts, overrides)
+    except _input_errors() as error:
+        if logging.getLogger().handlers:  # the experiment's log.txt exists: keep the reason there too
+            logger.error(str(error))
+        print(f"train.py: error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        if is_distributed_initialized():
+            torch.distributed.destroy_process_group()
+    return 0
+
+
+def _input_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean bad input (their messages name the file and the fix): no traceback."""
+    errors: list[type[BaseException]] = [RecipeError]
+    for module, name in (
+        ("prepare_data", "ManifestError"),
+        ("metadata", "MetadataError"),
+        ("hrtf", "HRTFError"),
+        ("audio_io", "AudioFileError"),
+        ("download", "DownloadError"),
+    ):
+        try:
+            errors.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            pass
+    return tuple(errors)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
