@@ -1,0 +1,634 @@
+#!/usr/bin/env python3
+"""Separate binaural mixtures with a trained binaural Conv-TasNet: files, folders, batches, streams.
+
+    python separate.py --experiment results/convtasnet-parallel/1234 --input mix.wav --output_dir out/
+    python separate.py --experiment results/convtasnet-parallel/1234 --input folder_of_wavs/ --output_dir out/
+    python separate.py --experiment results/convtasnet-parallel-causal/1234 --input mix.wav \\
+        --output_dir out/ --streaming --chunk_ms 8
+    python separate.py --hparams hparams/convtasnet-parallel.yaml \\
+        --checkpoint results/convtasnet-parallel/1234/save/CKPT+2024-01-01+00-00-00+00 --input mix.wav --output_dir out/
+
+Each input ``NAME.wav`` (two channels, any sample rate) gives ``NAME_s1.wav``, ``NAME_s2.wav``
+(``NAME_s3.wav`` for three talkers): the binaural estimate of each talker, stereo, at the input's
+rate and length. The input is resampled to the model's rate (``mixing.resample``, polyphase) and
+the estimates back. Files are written as 32-bit float wav by default (``--subtype FLOAT``): no
+clipping whatever the level; with ``--subtype PCM_16``/``PCM_24`` an estimate whose peak exceeds
+full scale is scaled down (both ears by the same factor, so its interaural level difference
+stays) and a line says so. Every write is atomic (``audio_io.write_atomic``).
+
+Long files are processed in blocks, so that the activations do not grow with the file (about
+7 MB per second of block for the published model). Each block is extended by the receptive field
+of the model on each side (:func:`streaming.model_context`: 8176 samples before and 8184 after,
+1.02 s, for the published non-causal model: 1020 TCN frames of 8 samples plus the encoder window
+and one hop of slack; 3.06 s before and 24 samples after for the causal one), blocks are joined
+with a 100 ms linear cross-fade, and the result equals whole-file processing for models whose
+normalisations are frame-wise (``cLN``). The published non-causal model uses ``gLN``, whose
+statistics span its whole input: there each block (default 60 s plus context) is normalised on
+its own, like a 60 s utterance, and files up to one block are processed whole. The waveforms are
+held in memory: the input as ``audio_io.read_float`` reads it, the estimates at the model's rate
+(float32: 460 MB for 1 h of 8 kHz stereo and two talkers), one talker at a time at the input's rate.
+
+``--streaming`` runs a causal model (``hparams/convtasnet-parallel-causal.yaml``) chunk by chunk
+with :class:`streaming.StreamingTasNet`, as a live input would be, and prints the algorithmic
+latency (chunk + encoder window - hop); its output equals the offline causal model's.
+
+The Python API is :class:`BinauralSeparator` (``from_experiment``, ``from_hparams``,
+``separate_file``, ``separate_batch``, ``reset`` / ``process_chunk`` / ``flush``).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from speechbrain.utils.checkpoints import Checkpoint, Checkpointer
+
+from audio_io import AudioFileError, read_float, write_atomic
+from binaural_tasnet import BinauralTasNet, published_recoverables
+from mixing import resample
+from streaming import NotStreamableError, StreamingTasNet, algorithmic_latency, model_context
+
+__all__ = [
+    "BinauralSeparator",
+    "SeparationError",
+    "find_best_checkpoint",
+    "load_hparams",
+    "main",
+    "plan_blocks",
+    "separate_in_blocks",
+]
+
+#: Checkpoint meta keys of the recipes, in order of preference, and which way is better:
+#: train.py keeps the best validation SNR (``valid_snr``, higher is better); the published
+#: SpeechBrain recipe saves the validation loss, a negative SNR (``snr``, lower is better).
+KNOWN_CHECKPOINT_KEYS: tuple[tuple[str, str], ...] = (("valid_snr", "max"), ("snr", "min"), ("si-snr", "min"))
+#: SpeechBrain's ``create_experiment_directory`` writes ``hyperparams.yaml``; ``hparams.yaml`` is accepted too.
+EXPERIMENT_HPARAMS_NAMES: tuple[str, ...] = ("hyperparams.yaml", "hparams.yaml")
+DEFAULT_SAMPLE_RATE = 8000
+DEFAULT_BLOCK_SECONDS = 60.0
+DEFAULT_CROSSFADE_MS = 100.0
+AUDIO_SUFFIXES = (".wav", ".flac")
+PCM_PEAK = 0.999  # headroom below full scale for PCM output
+
+
+class SeparationError(ValueError):
+    """Bad input or setup (missing experiment, checkpoint, model); the message names the fix."""
+
+
+# ============================================================================================== loading
+def load_hparams(path: Path, overrides: dict | None = None) -> dict:
+    """Load a recipe YAML (or an experiment's resolved copy) for inference only.
+
+    ``!PLACEHOLDER`` keys (``data_folder``, ``wsj_root``) get dummy values, and the training-only
+    objects that touch the disk when built (the ``Checkpointer``, which creates its folder, and
+    the train logger) are replaced by ``None``: the experiment's own paths are relative to where
+    it was trained. ``overrides`` win over both.
+    """
+    from hyperpyyaml import load_hyperpyyaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise SeparationError(f"{path}: hparams file not found")
+    text = path.read_text(encoding="utf-8")
+    defaults: dict = {}
+    for key in re.findall(r"^([A-Za-z_][\w.-]*):\s*!PLACEHOLDER", text, flags=re.MULTILINE):
+        defaults[key] = f"/nonexistent/{key}"
+    pattern = r"^([A-Za-z_][\w.-]*):\s*(?:&\S+\s+)?!new:speechbrain\.utils\.(?:checkpoints\.Checkpointer|train_logger\.)"
+    for key in re.findall(pattern, text, flags=re.MULTILINE):
+        defaults[key] = None
+    defaults.update(overrides or {})
+    try:
+        return load_hyperpyyaml(text, defaults)
+    except Exception as error:  # hyperpyyaml raises many types; all mean "this YAML does not load"
+        raise SeparationError(f"{path}: cannot load the hparams ({type(error).__name__}: {error})") from error
+
+
+def model_from_hparams(hparams: dict, source: Path) -> BinauralTasNet:
+    """The YAML's ``Model`` (a :class:`binaural_tasnet.BinauralTasNet`), in eval mode."""
+    model = hparams.get("Model", hparams.get("model"))
+    if not isinstance(model, BinauralTasNet):
+        raise SeparationError(
+            f"{source}: no 'Model' of binaural_tasnet (got {type(model).__name__}); declare "
+            "`Model: !new:binaural_tasnet.ParallelTasNet` with the six lobes, as hparams/convtasnet-parallel.yaml does"
+        )
+    return model.eval()
+
+
+def _checkpointer(save_folder: Path, model: BinauralTasNet) -> Checkpointer:
+    """A Checkpointer over ``save_folder`` holding the model's lobes under the published names."""
+    return Checkpointer(save_folder, recoverables=published_recoverables(model))
+
+
+def find_best_checkpoint(save_folder: Path, model: BinauralTasNet, min_key: str | None = None,
+                         max_key: str | None = None) -> tuple[Checkpoint, str]:
+    """The checkpoint of ``save_folder`` to use, and a phrase saying why it was chosen.
+
+    With ``min_key``/``max_key``: SpeechBrain's ``find_checkpoint`` with that key. Otherwise the
+    first of :data:`KNOWN_CHECKPOINT_KEYS` found in the checkpoints' meta (the best by the key
+    the recipe saved), else the most recent checkpoint.
+    """
+    save_folder = Path(save_folder)
+    if not save_folder.is_dir() or not any(save_folder.glob("CKPT+*")):
+        raise SeparationError(
+            f"{save_folder}: no checkpoint (CKPT+... folder); train first "
+            "(python train.py hparams/...yaml) or pass --hparams and --checkpoint"
+        )
+    checkpointer = _checkpointer(save_folder, model)
+    if min_key is None and max_key is None:
+        metas = [c.meta for c in checkpointer.list_checkpoints()]
+        for key, direction in KNOWN_CHECKPOINT_KEYS:
+            if any(key in meta for meta in metas):
+                min_key, max_key = (key, None) if direction == "min" else (None, key)
+                break
+    checkpoint = checkpointer.find_checkpoint(min_key=min_key, max_key=max_key)
+    if checkpoint is None:
+        raise SeparationError(f"{save_folder}: no checkpoint has the meta key {min_key or max_key!r}")
+    reason = f"best by {'min' if min_key else 'max'} {min_key or max_key}" if (min_key or max_key) else "latest"
+    return checkpoint, reason
+
+
+def load_checkpoint_folder(model: BinauralTasNet, folder: Path) -> None:
+    """Load ``folder`` (a ``CKPT+...`` folder written by SpeechBrain's ``Checkpointer``) into ``model``."""
+    folder = Path(folder)
+    if not (folder / "CKPT.yaml").is_file():
+        raise SeparationError(
+            f"{folder}: not a SpeechBrain checkpoint folder (no CKPT.yaml); pass a "
+            "<experiment>/save/CKPT+... folder"
+        )
+    checkpointer = _checkpointer(folder.parent, model)
+    matches = [c for c in checkpointer.list_checkpoints() if Path(c.path).resolve() == folder.resolve()]
+    if not matches:
+        raise SeparationError(f"{folder}: SpeechBrain does not list it as a checkpoint of {folder.parent}")
+    _load(checkpointer, matches[0])
+
+
+def _load(checkpointer: Checkpointer, checkpoint: Checkpoint) -> None:
+    """Load ``checkpoint``, naming the missing or mismatching lobe files when it does not fit."""
+    missing = [name for name in checkpointer.recoverables if not (Path(checkpoint.path) / f"{name}.ckpt").is_file()]
+    if missing:
+        raise SeparationError(
+            f"{checkpoint.path}: no {', '.join(m + '.ckpt' for m in missing)}: this checkpoint is not "
+            "of this model's lobes (wrong --hparams for this --checkpoint?)"
+        )
+    try:
+        checkpointer.load_checkpoint(checkpoint)
+    except RuntimeError as error:  # load_state_dict: sizes differ
+        raise SeparationError(
+            f"{checkpoint.path}: does not fit the model of the hparams (different sizes?): {error}"
+        ) from error
+
+
+def _device(device: str | torch.device) -> torch.device:
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SeparationError("CUDA is not available on this machine; use --device cpu")
+    return device
+
+
+# ============================================================================================== blocks
+@dataclass(frozen=True)
+class Block:
+    """One block of :func:`separate_in_blocks`, in samples of the model's rate.
+
+    The model runs on input ``[start, stop)``; its output is used on ``[keep_start, keep_stop)``,
+    weighted by a linear fade-in over the first ``fade_in`` samples and a fade-out over the last
+    ``fade_out`` samples (the neighbour's fade is the complement: the weights sum to 1).
+    """
+
+    start: int
+    stop: int
+    keep_start: int
+    keep_stop: int
+    fade_in: int
+    fade_out: int
+
+
+def plan_blocks(n_samples: int, block: int, crossfade: int, before: int, after: int, stride: int) -> list[Block]:
+    """Blocks covering ``n_samples``: hop ``block``, ``before``/``after`` samples of context.
+
+    Block inputs start on multiples of ``stride`` so that their encoder frames are the whole
+    file's frames. A file that fits in one block (plus the cross-fade) is one block: the whole file.
+    """
+    block = max(2 * stride, block // stride * stride)
+    crossfade = max(0, min(crossfade, block // 2))
+    # More than one block only when the last one holds more than the cross-fade: every ramp
+    # then lies inside the file.
+    n_blocks = max(1, math.ceil((n_samples - crossfade) / block))
+    if n_blocks == 1:
+        return [Block(0, n_samples, 0, n_samples, 0, 0)]
+    half = crossfade // 2
+    blocks = []
+    for i in range(n_blocks):
+        keep_start = 0 if i == 0 else i * block - half
+        keep_stop = n_samples if i == n_blocks - 1 else (i + 1) * block - half + crossfade
+        start = max(0, keep_start - before) // stride * stride
+        stop = min(n_samples, keep_stop + after)
+        blocks.append(
+            Block(start, stop, keep_start, keep_stop, crossfade if i else 0, crossfade if i < n_blocks - 1 else 0)
+        )
+    return blocks
+
+
+def _block_weights(block: Block) -> torch.Tensor:
+    """``[keep_stop - keep_start]`` weights: linear ramps at the joins, 1 elsewhere.
+
+    :func:`plan_blocks` makes every kept region at least ``fade_in + fade_out`` long and puts the
+    fade-out of a block exactly on the fade-in of the next one, so the weights sum to 1.
+    """
+    weights = torch.ones(block.keep_stop - block.keep_start)
+    if block.fade_in:
+        weights[: block.fade_in] = (torch.arange(block.fade_in) + 0.5) / block.fade_in
+    if block.fade_out:
+        weights[-block.fade_out :] = 1.0 - (torch.arange(block.fade_out) + 0.5) / block.fade_out
+    return weights
+
+
+def separate_in_blocks(
+    model: BinauralTasNet,
+    mix: torch.Tensor,
+    block: int,
+    crossfade: int,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """Separate a long ``[time, 2]`` mixture with bounded memory: ``[time, 2, n_spks]`` on the CPU.
+
+    Context per block: :func:`streaming.model_context` (receptive field of the mask networks,
+    in encoder frames times the stride, plus the encoder window and one frame of slack).
+    """
+    assert model.stride is not None
+    before, after = model_context(model)
+    plan = plan_blocks(mix.shape[0], block, crossfade, before, after, model.stride)
+    out: torch.Tensor | None = None
+    with torch.inference_mode():
+        for piece in plan:
+            segment = mix[piece.start : piece.stop].to(device, torch.float32).unsqueeze(0)  # [1, t, 2]
+            est = _forward(model, segment)[0].cpu()  # [t, 2, C]
+            if len(plan) == 1:
+                return est
+            if out is None:
+                out = torch.zeros(mix.shape[0], 2, est.shape[-1])
+            kept = est[piece.keep_start - piece.start : piece.keep_stop - piece.start]  # [keep, 2, C]
+            out[piece.keep_start : piece.keep_stop] += kept * _block_weights(piece)[:, None, None]
+    assert out is not None
+    return out
+
+
+def _forward(model: BinauralTasNet, mix: torch.Tensor) -> torch.Tensor:
+    """``model(mix)`` with SpeechBrain's short-input failures turned into a clear error."""
+    try:
+        return model(mix)
+    except (RuntimeError, ValueError) as error:
+        if "padding" in str(error).lower() or "kernel size" in str(error).lower():
+            raise SeparationError(
+                f"the mixture ({mix.shape[1]} samples) is too short for this model: {error}"
+            ) from error
+        raise
+
+
+# ============================================================================================== API
+class BinauralSeparator:
+    """A trained binaural Conv-TasNet ready to separate (in the spirit of SpeechBrain's
+    ``SepformerSeparation``).
+
+    Shapes: a mixture is ``[time, 2]`` (or ``[batch, time, 2]``), left ear first; estimates
+    ``[time, 2, n_spks]`` (``[batch, time, 2, n_spks]``), at :attr:`sample_rate` unless said.
+
+    Arguments
+    ---------
+    model : BinauralTasNet
+        E.g. the ``Model`` of a recipe YAML with trained weights.
+    sample_rate : int
+        The model's rate in Hz (the YAML's ``sample_rate``).
+    device : str or torch.device
+        ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+    block_seconds : float
+        Block length of long files (:func:`separate_in_blocks`).
+    crossfade_ms : float
+        Cross-fade between blocks.
+    """
+
+    def __init__(
+        self,
+        model: BinauralTasNet,
+        sample_rate: int = DEFAULT_SAMPLE_RATE,
+        device: str | torch.device = "cpu",
+        block_seconds: float = DEFAULT_BLOCK_SECONDS,
+        crossfade_ms: float = DEFAULT_CROSSFADE_MS,
+    ) -> None:
+        self.device = _device(device)
+        self.model = model.eval().to(self.device)
+        self.sample_rate = int(sample_rate)
+        self.block_seconds = float(block_seconds)
+        self.crossfade_ms = float(crossfade_ms)
+        if model.n_spks is None or model.stride is None or model.kernel_size is None:
+            raise SeparationError("the model's lobes must be SpeechBrain's dual_path.Encoder and conv_tasnet.MaskNet")
+        self.n_spks: int = model.n_spks
+        self._stream: StreamingTasNet | None = None
+        #: Where the weights came from (for messages).
+        self.source: str = "given model"
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_hparams(
+        cls,
+        hparams_file: str | Path,
+        checkpoint: str | Path | None = None,
+        device: str | torch.device = "cpu",
+        overrides: dict | None = None,
+        **kwargs,
+    ) -> BinauralSeparator:
+        """The ``Model`` of ``hparams_file`` with the weights of ``checkpoint`` (a ``CKPT+...`` folder).
+
+        Without ``checkpoint`` the weights are the YAML's random initialisation (benchmarks only).
+        """
+        hparams = load_hparams(Path(hparams_file), overrides)
+        model = model_from_hparams(hparams, Path(hparams_file))
+        source = "random initialisation"
+        if checkpoint is not None:
+            load_checkpoint_folder(model, Path(checkpoint))
+            source = str(checkpoint)
+        separator = cls(model, hparams.get("sample_rate", DEFAULT_SAMPLE_RATE), device, **kwargs)
+        separator.source = source
+        return separator
+
+    @classmethod
+    def from_experiment(
+        cls,
+        folder: str | Path,
+        device: str | torch.device = "cpu",
+        min_key: str | None = None,
+        max_key: str | None = None,
+        overrides: dict | None = None,
+        **kwargs,
+    ) -> BinauralSeparator:
+        """The best checkpoint of an experiment folder (``results/<name>/<seed>``) made by train.py.
+
+        Reads the folder's ``hyperparams.yaml`` (or ``hparams.yaml``) and ``save/CKPT+...``; the
+        checkpoint is chosen by :func:`find_best_checkpoint`.
+        """
+        folder = Path(folder)
+        candidates = [folder / name for name in EXPERIMENT_HPARAMS_NAMES]
+        hparams_file = next((c for c in candidates if c.is_file()), None)
+        if hparams_file is None:
+            raise SeparationError(
+                f"{folder}: no {' or '.join(EXPERIMENT_HPARAMS_NAMES)}; pass the experiment folder "
+                "train.py created (results/<experiment_name>/<seed>), or --hparams and --checkpoint"
+            )
+        hparams = load_hparams(hparams_file, overrides)
+        model = model_from_hparams(hparams, hparams_file)
+        checkpoint, reason = find_best_checkpoint(folder / "save", model, min_key, max_key)
+        _load(_checkpointer(folder / "save", model), checkpoint)
+        separator = cls(model, hparams.get("sample_rate", DEFAULT_SAMPLE_RATE), device, **kwargs)
+        separator.source = f"{checkpoint.path} ({reason})"
+        return separator
+
+    # ------------------------------------------------------------------ offline
+    def separate_batch(self, mix: torch.Tensor) -> torch.Tensor:
+        """Whole-signal separation: ``[batch, time, 2] -> [batch, time, 2, n_spks]`` (on the model's device)."""
+        mix = torch.as_tensor(mix, dtype=torch.float32)
+        if mix.ndim != 3 or mix.shape[-1] != 2:
+            raise SeparationError(f"separate_batch expects [batch, time, 2]; got shape {tuple(mix.shape)}")
+        with torch.inference_mode():
+            return _forward(self.model, mix.to(self.device))
+
+    def separate_long(self, mix: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """Block-wise separation of ``[time, 2]`` (any length, bounded memory) -> ``[time, 2, n_spks]`` on the CPU."""
+        mix = torch.as_tensor(np.asarray(mix, dtype=np.float32) if isinstance(mix, np.ndarray) else mix)
+        if mix.ndim != 2 or mix.shape[1] != 2:
+            raise SeparationError(f"expected a [time, 2] mixture; got shape {tuple(mix.shape)}")
+        block = round(self.block_seconds * self.sample_rate)
+        crossfade = round(self.crossfade_ms * self.sample_rate / 1000)
+        return separate_in_blocks(self.model, mix, block, crossfade, self.device)
+
+    def separate_at_model_rate(
+        self, mix: np.ndarray, rate: int, streaming: bool = False, chunk_ms: float = 8.0
+    ) -> np.ndarray:
+        """``[time, 2]`` at ``rate`` Hz -> float32 ``[time', 2, n_spks]`` at the model's rate."""
+        mix = np.asarray(mix)
+        if mix.ndim != 2 or mix.shape[1] != 2:
+            raise SeparationError(
+                f"expected a two-channel [time, 2] mixture, got shape {mix.shape}: a mono signal carries no interaural cues"
+            )
+        at_model_rate = resample(mix, rate, self.sample_rate, axis=0).astype(np.float32, copy=False)
+        if at_model_rate.shape[0] < self.model.kernel_size:
+            raise SeparationError(
+                f"the mixture is {mix.shape[0]} samples long at {rate} Hz, shorter than one encoder window "
+                f"({self.model.kernel_size} samples at {self.sample_rate} Hz)"
+            )
+        if streaming:
+            return self.stream_array(at_model_rate, chunk_ms)
+        return self.separate_long(at_model_rate).numpy()
+
+    def to_rate(self, estimate: np.ndarray, rate: int, n_samples: int) -> np.ndarray:
+        """Model-rate ``[time', 2, ...]`` -> float32 at ``rate`` Hz with exactly ``n_samples`` samples."""
+        return _fit_length(resample(estimate, self.sample_rate, rate, axis=0), n_samples).astype(np.float32, copy=False)
+
+    def separate_array(
+        self, mix: np.ndarray, rate: int, streaming: bool = False, chunk_ms: float = 8.0
+    ) -> np.ndarray:
+        """``[time, 2]`` at ``rate`` Hz -> float32 ``[time, 2, n_spks]`` at ``rate`` Hz, same length."""
+        est = self.separate_at_model_rate(mix, rate, streaming, chunk_ms)  # [time_m, 2, C]
+        return self.to_rate(est, rate, np.asarray(mix).shape[0])
+
+    def separate_file(
+        self,
+        path: str | Path,
+        output_dir: str | Path,
+        streaming: bool = False,
+        chunk_ms: float = 8.0,
+        subtype: str = "FLOAT",
+    ) -> list[Path]:
+        """Separate one wav; writes ``NAME_s1.wav``... (stereo, input rate) in ``output_dir``.
+
+        Memory: the input as float32, the estimates at the model's rate, and one talker at a time
+        at the input's rate (the activations are bounded by the block length).
+
+        Raises:
+            AudioFileError: unreadable, mono, corrupt or non-finite input (the message names the file).
+        """
+        path = Path(path)
+        mix, rate = read_float(path, channels=2)  # [time, 2] float64; refuses mono with a clear error
+        n_samples = mix.shape[0]
+        mix = mix.astype(np.float32)
+        est = self.separate_at_model_rate(mix, rate, streaming=streaming, chunk_ms=chunk_ms)  # [time_m, 2, C]
+        del mix
+        written = []
+        for k in range(est.shape[-1]):
+            target = Path(output_dir) / f"{path.stem}_s{k + 1}.wav"
+            signal = self.to_rate(est[..., k], rate, n_samples)  # [time, 2]
+            if subtype != "FLOAT":
+                peak = float(np.max(np.abs(signal))) if signal.size else 0.0
+                if peak > PCM_PEAK:
+                    print(f"{target}: peak {peak:.3f} above full scale for {subtype}; scaled by {PCM_PEAK / peak:.3f} "
+                          "(both ears alike)")
+                    signal = signal * (PCM_PEAK / peak)
+            write_atomic(target, signal, rate, subtype=subtype)
+            written.append(target)
+        return written
+
+    # ------------------------------------------------------------------ streaming
+    @property
+    def stream(self) -> StreamingTasNet:
+        """The :class:`streaming.StreamingTasNet` of this model (built on first use)."""
+        if self._stream is None:
+            try:
+                self._stream = StreamingTasNet(self.model, self.device)
+            except NotStreamableError as error:
+                raise SeparationError(f"{self.source}: cannot stream this model: {error}") from error
+        return self._stream
+
+    def reset(self) -> None:
+        """Start a new stream."""
+        self.stream.reset()
+
+    def process_chunk(self, chunk: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """Next ``[time, 2]`` samples at the model's rate -> the final ``[time', 2, n_spks]`` samples."""
+        chunk = torch.as_tensor(np.asarray(chunk, dtype=np.float32) if isinstance(chunk, np.ndarray) else chunk)
+        return self.stream.process_chunk(chunk)
+
+    def flush(self) -> torch.Tensor:
+        """End the stream: the last ``[time', 2, n_spks]`` samples (see :meth:`StreamingTasNet.flush`)."""
+        return self.stream.flush()
+
+    def chunk_samples(self, chunk_ms: float) -> int:
+        """``chunk_ms`` in samples at the model's rate; must be a whole number of encoder hops."""
+        assert self.model.stride is not None
+        samples = chunk_ms * self.sample_rate / 1000
+        hop_ms = 1000 * self.model.stride / self.sample_rate
+        if samples <= 0 or abs(samples - round(samples)) > 1e-6 or round(samples) % self.model.stride:
+            raise SeparationError(
+                f"--chunk_ms {chunk_ms:g} is not a multiple of the encoder hop ({hop_ms:g} ms = "
+                f"{self.model.stride} samples at {self.sample_rate} Hz); use e.g. {hop_ms:g}, {2 * hop_ms:g}, {8 * hop_ms:g}"
+            )
+        return round(samples)
+
+    def latency_ms(self, chunk_ms: float) -> float:
+        """Algorithmic latency of streaming with ``chunk_ms`` chunks (:func:`streaming.algorithmic_latency`)."""
+        assert self.model.kernel_size is not None and self.model.stride is not None
+        samples = algorithmic_latency(self.model.kernel_size, self.model.stride, self.chunk_samples(chunk_ms))
+        return 1000 * samples / self.sample_rate
+
+    def stream_array(self, mix: np.ndarray, chunk_ms: float) -> np.ndarray:
+        """Feed ``[time, 2]`` (model rate) chunk by chunk; the ``[time, 2, n_spks]`` output, as offline."""
+        chunk = self.chunk_samples(chunk_ms)
+        self.reset()
+        mix_t = torch.as_tensor(np.ascontiguousarray(mix, dtype=np.float32))
+        pieces = [self.process_chunk(mix_t[i : i + chunk]).cpu() for i in range(0, mix_t.shape[0], chunk)]
+        pieces.append(self.flush().cpu())
+        return torch.cat(pieces).numpy()
+
+
+def _fit_length(signal: np.ndarray, n_samples: int) -> np.ndarray:
+    """Trim or zero-pad axis 0 to ``n_samples`` (resampling rounds lengths up)."""
+    if signal.shape[0] >= n_samples:
+        return signal[:n_samples]
+    pad = [(0, n_samples - signal.shape[0])] + [(0, 0)] * (signal.ndim - 1)
+    return np.pad(signal, pad)
+
+
+# ============================================================================================== CLI
+def _inputs(path: Path) -> list[Path]:
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+        if not files:
+            raise SeparationError(f"{path}: no {'/'.join(AUDIO_SUFFIXES)} file in this folder")
+        return files
+    if not path.exists():
+        raise SeparationError(f"{path}: no such file or folder")
+    return [path]
+
+
+def _parse_overrides(items: Sequence[str]) -> dict:
+    from hyperpyyaml import load_hyperpyyaml
+
+    overrides: dict = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SeparationError(f"--override {item!r}: expected KEY=VALUE")
+        overrides[key] = load_hyperpyyaml(f"value: {value}")["value"]
+    return overrides
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="separate.py", description=__doc__.split("\n\n")[0] if __doc__ else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    model = parser.add_argument_group("model (either --experiment, or --hparams and --checkpoint)")
+    model.add_argument("--experiment", type=Path, help="experiment folder of train.py (results/<name>/<seed>)")
+    model.add_argument("--hparams", type=Path, help="recipe YAML declaring Model")
+    model.add_argument("--checkpoint", type=Path, help="checkpoint folder (<experiment>/save/CKPT+...)")
+    model.add_argument("--min_key", help="pick the checkpoint with the lowest value of this meta key")
+    model.add_argument("--max_key", help="pick the checkpoint with the highest value of this meta key")
+    model.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                       help="hparams override (repeatable), e.g. --override sample_rate=16000")
+    model.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1... (default cpu)")
+    parser.add_argument("--input", type=Path, required=True, help="a two-channel audio file, or a folder of them")
+    parser.add_argument("--output_dir", type=Path, required=True, help="where NAME_s1.wav... are written")
+    parser.add_argument("--streaming", action="store_true", help="run a causal model chunk by chunk")
+    parser.add_argument("--chunk_ms", type=float, default=8.0, help="streaming chunk in ms (a multiple of the hop)")
+    parser.add_argument("--block_seconds", type=float, default=DEFAULT_BLOCK_SECONDS,
+                        help="offline block length for long files (s)")
+    parser.add_argument("--subtype", default="FLOAT", choices=("FLOAT", "PCM_16", "PCM_24"),
+                        help="output wav sample format (FLOAT: no clipping)")
+    return parser
+
+
+def _separator(args: argparse.Namespace) -> BinauralSeparator:
+    overrides = _parse_overrides(args.override)
+    if args.experiment is not None:
+        if args.hparams is not None or args.checkpoint is not None:
+            raise SeparationError("give either --experiment, or --hparams and --checkpoint, not both")
+        return BinauralSeparator.from_experiment(
+            args.experiment, args.device, args.min_key, args.max_key, overrides, block_seconds=args.block_seconds
+        )
+    if args.hparams is None or args.checkpoint is None:
+        raise SeparationError("give --experiment FOLDER, or both --hparams YAML and --checkpoint CKPT_FOLDER")
+    return BinauralSeparator.from_hparams(
+        args.hparams, args.checkpoint, args.device, overrides, block_seconds=args.block_seconds
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status (0 ok, 1 an input failed, 2 usage)."""
+    args = build_parser().parse_args(argv)
+    try:
+        separator = _separator(args)
+        inputs = _inputs(args.input)
+        print(f"model: {separator.source}; {separator.n_spks} talkers at {separator.sample_rate} Hz on {separator.device}")
+        if args.streaming:
+            separator.stream  # noqa: B018 (fails early, with the reason, for a non-causal model)
+            chunk = separator.chunk_samples(args.chunk_ms)
+            window_ms = 1000 * separator.model.kernel_size / separator.sample_rate
+            hop_ms = 1000 * separator.model.stride / separator.sample_rate
+            print(
+                f"streaming: chunks of {args.chunk_ms:g} ms ({chunk} samples); algorithmic latency "
+                f"{separator.latency_ms(args.chunk_ms):g} ms = chunk {args.chunk_ms:g} ms + encoder window "
+                f"{window_ms:g} ms - hop {hop_ms:g} ms"
+            )
+    except (SeparationError, AudioFileError) as error:
+        print(f"separate.py: error: {error}", file=sys.stderr)
+        return 2 if isinstance(error, SeparationError) else 1
+    failures = 0
+    for path in inputs:
+        try:
+            written = separator.separate_file(path, args.output_dir, args.streaming, args.chunk_ms, args.subtype)
+        except (SeparationError, AudioFileError) as error:
+            failures += 1
+            print(f"separate.py: error: {error}", file=sys.stderr)
+            continue
+        print(f"{path} -> {', '.join(str(p) for p in written)}")
+    if failures:
+        print(f"separate.py: {failures} of {len(inputs)} input(s) failed", file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
