@@ -550,7 +550,8 @@ def create_binaural_wsj0mix(
     extras: dict = {}
     noise_dir, brir_spec, pending_cache, brir_set = None, None, None, None
     if variant != "reverb":
-        check_hrtfs(everything, hrtf_set, [SAMPLE_RATES[freq] for freq in datafreqs])
+        # One rate is enough to validate; the other rates load lazily, in parallel in the workers.
+        check_hrtfs(everything, hrtf_set, [SAMPLE_RATES[datafreqs[0]]])
     if variant == "noise":
         noise_dir, extras, pending_cache = _prepare_noise(
             everything, wsj_root, Path(metadata_dir), noise_root, own_metadata, binaural, n_spks, splits, seed,
