@@ -43,9 +43,12 @@ under DDP ``Brain.make_dataloader`` would add a ``DistributedSampler`` and shard
 sharded epoch a second time. Call ``ds.set_epoch(epoch)`` in ``on_stage_start`` (the epoch lives in
 shared memory, so persistent workers see it too).
 
-Extension points: noise is implemented (``noise_folder``); reverberation needs only another
-*placer* (an object with ``check``, ``draw`` and ``filters``, see :class:`HrtfPlacer`) that draws a
-room and per-talker BRIRs instead of a listener and HRIRs; ``placer=`` takes it.
+Extension points: noise (``noise_folder``, optionally restricted to ``noise_files``, e.g. the
+DEMAND training environments) and the *placer* (an object with ``check``, ``draw`` and ``filters``,
+and optionally ``spatialize``; see :class:`HrtfPlacer`), which ``placer=`` replaces.
+:class:`BrirPlacer` is the reverberant one: a room (reverb time) per mixture and a binaural room
+impulse response per talker (:mod:`rooms`: the BRIR Sim Set or simulated rooms), each ear convolved
+with its own BRIR, so the sources are reverberant binaural images as in the reverberant data set.
 """
 from __future__ import annotations
 
@@ -63,7 +66,7 @@ import torch
 from audio_io import AudioFileError, check_readable, read_float, resolve_utterance, write_atomic
 from hrtf import CIPIC_AZIMUTHS, CipicWavHRTF, HRTFError, HRTFSet, open_hrtf_set
 from metadata import active_rms, split_subjects
-from mixing import resample, spatialize
+from mixing import resample, spatialize, spatialize_reverb
 
 logger = logging.getLogger(__name__)
 
@@ -338,6 +341,9 @@ class Placer(Protocol):
     def filters(self, placement: Placement) -> list[np.ndarray]:
         """One ``[2, taps]`` impulse response per talker, at the dataset's rate."""
 
+    # Optional: ``spatialize(dry [time], filter) -> [time, 2]``, how a talker is rendered with one
+    # of its filters (default :func:`mixing.spatialize`, for ``[2, taps]`` HRIRs).
+
 
 class HrtfPlacer:
     """One listener per mixture from ``subjects``, a distinct grid direction per talker, its HRIR.
@@ -363,6 +369,9 @@ class HrtfPlacer:
                     f"{hrtf_set!r}: listener {subject} has {len(grid)} direction(s), "
                     f"{n_spks} talkers need {n_spks} distinct ones"
                 )
+
+    def __repr__(self) -> str:
+        return f"HrtfPlacer({self.hrtf_set!r}, {len(self.subjects)} listeners)"
 
     def check(self) -> None:
         """Load one HRIR per listener (and, for the CIPIC WAV layout, check that every file exists)."""
@@ -405,6 +414,151 @@ class HrtfPlacer:
             self.hrtf_set.hrir(placement.listener, azimuth, index, self.sample_rate)
             for azimuth, index in placement.keys
         ]
+
+
+class BrirPlacer:
+    """Reverberant mixtures: one room (reverb time) per mixture, a distinct azimuth per talker, its BRIR.
+
+    The BRIRs come from :mod:`rooms`, as the reverberant data set's: the BRIR Sim Set (``brir_dir``
+    a ``CATT_RIRs`` folder, or None to download it into ``download_parent/CATT_RIRs``) or simulated
+    shoebox rooms (``brir_dir="simulate"``, cached in ``cache_dir``, default
+    ``download_parent/simulated_brirs``, the generator's cache, seeded by ``seed``). Each talker is
+    rendered with :func:`mixing.spatialize_reverb` (``reverb_mode`` ``"per_ear"``: each ear through
+    its own BRIR, aligned on the direct sound; ``"published"``: the public 2-D convolution, flaw
+    included), so a source is the reverberant binaural image the static reverberant set has.
+
+    Construction only stores the options (it is cheap and touches no file, so a YAML can build it);
+    :meth:`check` opens the set and makes sure every (reverb time, azimuth) it may draw can be
+    served, simulating the missing ones once (under DDP each rank starts at its own share).
+
+    Args:
+        reverb_times: the rooms to draw from, spelled ``"0_4s"`` (or seconds); default the
+            training reverb times of the public metadata (:data:`rooms.PUBLIC_REVERB_TIMES`), so the
+            validation and test rooms stay unseen.
+        azimuths: degrees (-90..90); default every azimuth of the BRIR Sim Set (-90..90 by 5).
+    """
+
+    def __init__(
+        self,
+        brir_dir: str | Path | None = None,
+        reverb_times: Sequence[str | float] | None = None,
+        azimuths: Sequence[str | int | float] | None = None,
+        n_spks: int = 2,
+        sample_rate: int = 8000,
+        seed: int = 0,
+        reverb_mode: str = "per_ear",
+        download_parent: str | Path | None = None,
+        cache_dir: str | Path | None = None,
+        brir_set: Any = None,
+    ) -> None:
+        from rooms import (
+            BRIR_AZIMUTHS,
+            PUBLIC_REVERB_TIMES,
+            REVERB_MODES,
+            parse_azimuth,
+            parse_reverb_time,
+            reverb_time_name,
+        )
+
+        if reverb_mode not in REVERB_MODES:
+            raise DynamicMixingError(f"reverb_mode must be one of {REVERB_MODES}, got {reverb_mode!r}")
+        times = PUBLIC_REVERB_TIMES["tr"] if reverb_times is None else reverb_times
+        try:
+            self.reverb_times = sorted({reverb_time_name(parse_reverb_time(str(t))) for t in times})
+            self.azimuths = sorted(
+                {f"{parse_azimuth(a):g}" for a in (BRIR_AZIMUTHS if azimuths is None else azimuths)}, key=float
+            )
+        except ValueError as error:
+            raise DynamicMixingError(f"BRIR placer: {error}") from error
+        if not self.reverb_times:
+            raise DynamicMixingError("BRIR placer: reverb_times is empty; give at least one room")
+        if len(self.azimuths) < n_spks:
+            raise DynamicMixingError(
+                f"BRIR placer: {len(self.azimuths)} azimuth(s) {self.azimuths}, {n_spks} talkers need {n_spks} distinct ones"
+            )
+        self.brir_dir = None if brir_dir in (None, "", "null", "None") else str(brir_dir)
+        self.sample_rate = int(sample_rate)
+        self.seed = int(seed)
+        self.reverb_mode = reverb_mode
+        self.download_parent = None if download_parent is None else Path(download_parent)
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        self._brirs = brir_set
+        self.subjects = list(self.reverb_times)  # the "listeners" of the item ids: rooms
+
+    def __repr__(self) -> str:
+        return (
+            f"BrirPlacer({self.brir_dir or 'BRIR Sim Set'}, rooms {self.reverb_times}, {len(self.azimuths)} azimuths, "
+            f"{self.reverb_mode})"
+        )
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """Every (reverb time, azimuth) this placer may draw."""
+        return [(rt, az) for rt in self.reverb_times for az in self.azimuths]
+
+    @property
+    def brirs(self):
+        """The :class:`rooms.BRIRSet` (opened, and the BRIR Sim Set downloaded if needed, on first use)."""
+        if self._brirs is None:
+            from rooms import SIMULATE, SimulatedBRIRSet, open_brir_set
+
+            parent = self.download_parent
+            cache = self.cache_dir or (parent / "simulated_brirs" if parent is not None else None)
+            if self.brir_dir is not None and self.brir_dir.strip().lower() == SIMULATE:
+                if cache is None:
+                    raise DynamicMixingError("BRIR placer: simulated rooms need cache_dir (or download_parent)")
+                self._brirs = SimulatedBRIRSet(cache, self.seed)
+            else:
+                if self.brir_dir is None and parent is None:
+                    raise DynamicMixingError(
+                        "BRIR placer: no brir_dir (a CATT_RIRs folder, or 'simulate') and no download_parent to "
+                        "download the BRIR Sim Set into"
+                    )
+                self._brirs, _ = open_brir_set(self.brir_dir, parent, cache, self.seed, progress=False)
+        return self._brirs
+
+    def check(self) -> None:
+        """Open the set and make every BRIR servable now (simulating the missing ones once)."""
+        from rooms import SIM_SHORTEST_RT60, SimulatedBRIRSet, parse_reverb_time
+
+        brirs = self.brirs
+        pairs = self.pairs()
+        if isinstance(brirs, SimulatedBRIRSet):
+            too_short = [rt for rt in self.reverb_times if 0 < parse_reverb_time(rt) < SIM_SHORTEST_RT60]
+            if too_short:
+                raise DynamicMixingError(
+                    f"BRIR placer: simulated rooms need a reverb time of 0 (anechoic) or at least {SIM_SHORTEST_RT60} s, "
+                    f"got {too_short}"
+                )
+            todo = [p for p in pairs if not brirs.path(*p).exists()]
+            if todo:
+                rank, world = _distributed_rank_world()
+                first = rank * len(todo) // world
+                logger.info("dynamic mixing: simulating %d room impulse response(s) into %s (once)", len(todo), brirs.cache_dir)
+                for pair in todo[first:] + todo[:first]:
+                    brirs.simulate(*pair)  # skips what another rank cached meanwhile
+        else:
+            brirs.check(pairs)
+        rt, az = pairs[0]
+        brirs.brir(rt, az, self.sample_rate)
+
+    def preload(self) -> None:
+        """Load every BRIR at the dataset's rate now (forked DataLoader workers then share them)."""
+        for reverb_time, azimuth in self.pairs():
+            self.brirs.brir(reverb_time, azimuth, self.sample_rate)
+
+    def draw(self, rng: np.random.Generator, n_sources: int) -> Placement:
+        room = self.reverb_times[int(rng.integers(len(self.reverb_times)))]
+        picks = rng.choice(len(self.azimuths), size=n_sources, replace=False)  # distinct directions
+        chosen = [self.azimuths[int(p)] for p in picks]
+        return Placement(room, tuple(chosen), tuple((room, azimuth) for azimuth in chosen))
+
+    def filters(self, placement: Placement) -> list[np.ndarray]:
+        """One ``[taps, 2]`` BRIR per talker at the dataset's rate."""
+        return [self.brirs.brir(room, azimuth, self.sample_rate) for room, azimuth in placement.keys]
+
+    def spatialize(self, dry: np.ndarray, brir: np.ndarray) -> np.ndarray:
+        """The reverberant binaural image ``[time, 2]`` of a dry ``[time]`` talker, at its energy per ear."""
+        return spatialize_reverb(dry, brir, self.reverb_mode)
 
 
 # =============================================================================================
@@ -703,10 +857,15 @@ class DynamicMixingDataset(torch.utils.data.Dataset):
             ``<base_folder>_processed`` and ``<noise_folder>_processed``, as the published recipe).
         noise_folder: if given, a random segment of one of its wavs (mono: a different segment per
             ear; stereo: its two channels) is added at a random SNR, returned as ``noise_sig``.
+        noise_files: the noise files to use, relative to ``noise_folder`` (e.g. the DEMAND training
+            environments ``["DWASHING/ch01.wav", ...]``, so that validation and test noise stays
+            unheard); default every ``.wav`` under ``noise_folder``.
+        diotic_noise: both ears get the same noise (the first channel, one segment), as the
+            published noisy data set has it; default False: two different ears.
         noise_snr_db: range (dB) of the loudest talker's SNR to the noise, uniform.
         preload_hrirs: load every HRIR of the training listeners at construction (forked workers
             then inherit them) instead of lazily in each worker.
-        placer: replaces the HRTF placer (e.g. a BRIR placer for reverberant mixtures).
+        placer: replaces the HRTF placer (e.g. :class:`BrirPlacer` for reverberant mixtures).
     """
 
     def __init__(
@@ -730,6 +889,8 @@ class DynamicMixingDataset(torch.utils.data.Dataset):
         min_utterance_len: int | None = None,
         cache_dir: str | Path | None = None,
         noise_folder: str | Path | None = None,
+        noise_files: Sequence[str] | None = None,
+        diotic_noise: bool = False,
         noise_snr_db: tuple[float, float] = NOISE_SNR_DB,
         preload_hrirs: bool = False,
         placer: Placer | None = None,
@@ -759,6 +920,7 @@ class DynamicMixingDataset(torch.utils.data.Dataset):
         self.seed = int(seed)
         self.level_reference = level_reference
         self.max_peak = max_peak
+        self.diotic_noise = bool(diotic_noise)
         min_len = sample_rate if min_utterance_len is None else int(min_utterance_len)
 
         # 1. Talkers and utterances: every header checked, files at another rate resampled once.
@@ -819,7 +981,19 @@ class DynamicMixingDataset(torch.utils.data.Dataset):
         self.noise_catalogue: AudioCatalogue | None = None
         if noise_folder is not None:
             noise_root = Path(noise_folder)
-            noise_names = sorted(p.relative_to(noise_root).as_posix() for p in noise_root.rglob("*") if p.suffix.lower() == ".wav") if noise_root.is_dir() else []
+            if not noise_root.is_dir():
+                raise DynamicMixingError(f"noise_folder {noise_root}: no such folder (it must hold the mono or stereo noise wavs)")
+            if noise_files is not None:
+                noise_names = sorted({Path(str(name)).as_posix() for name in noise_files})
+                absent = [name for name in noise_names if not (noise_root / name).is_file()]
+                if absent:
+                    more = f" and {len(absent) - 3} more" if len(absent) > 3 else ""
+                    raise DynamicMixingError(
+                        f"noise file(s) not found under {noise_root}: {', '.join(absent[:3])}{more}; noise_files names "
+                        "files relative to noise_folder (a DEMAND tree holds <ENV>/ch01.wav)"
+                    )
+            else:
+                noise_names = sorted(p.relative_to(noise_root).as_posix() for p in noise_root.rglob("*") if p.suffix.lower() == ".wav")
             if not noise_names:
                 raise DynamicMixingError(f"{noise_root}: no .wav noise files (noise_folder must hold mono or stereo wavs)")
             noise_cache = Path(cache_dir) / "noise" if cache_dir is not None else Path(str(noise_root).rstrip("/\\") + "_processed")
@@ -894,11 +1068,15 @@ class DynamicMixingDataset(torch.utils.data.Dataset):
             )
             for u, start, level in zip(plan.utterances, plan.crop_starts, plan.levels_db)
         ]  # n_spks x [time]
-        sources = [spatialize(d, h) for d, h in zip(dry, self.placer.filters(plan.placement))]  # n_spks x [time, 2]
+        render_talker = getattr(self.placer, "spatialize", spatialize)  # HRIRs: mixing.spatialize
+        sources = [render_talker(d, h) for d, h in zip(dry, self.placer.filters(plan.placement))]  # n_spks x [time, 2]
         noise = None
         if plan.noise_file is not None and self.noise_catalogue is not None:
             recording, _ = sf.read(self.noise_catalogue.paths[plan.noise_file], dtype="float64", always_2d=True)
-            noise = binaural_noise(recording, plan.noise_starts, length)  # [time, 2]
+            starts = plan.noise_starts
+            if self.diotic_noise:  # one segment of one channel, in both ears
+                recording, starts = recording[:, :1], (starts[0], starts[0])
+            noise = binaural_noise(recording, starts, length)  # [time, 2]
             loudest = max(sources, key=lambda s: float(np.mean(np.square(s))))
             noise = noise * noise_gain(loudest, noise, plan.snr_db)
         mixture = sum_sources(sources, noise)
@@ -928,7 +1106,7 @@ class DynamicMixingDataset(torch.utils.data.Dataset):
 
         Required: ``base_folder_dm``, ``hrtf_wav_path`` (or ``hrtf``), ``num_spks``, ``sample_rate``,
         ``training_signal_len``. Optional: ``seed``, ``dm_epoch_size``, ``dm_subjects``,
-        ``hrtf_split_seed``, ``dm_cache_dir``, ``dm_noise_folder``, ``dm_noise_snr_db``,
+        ``hrtf_split_seed``, ``dm_cache_dir``, ``dm_noise_folder``, ``dm_noise_files``, ``dm_noise_snr_db``,
         ``dm_max_peak``. ``overrides`` are passed to the constructor last.
         """
         hrtf = hparams.get("hrtf", hparams.get("hrtf_wav_path"))
@@ -939,7 +1117,7 @@ class DynamicMixingDataset(torch.utils.data.Dataset):
             sample_rate=int(hparams["sample_rate"]), training_signal_len=int(hparams["training_signal_len"]),
             epoch_size=hparams.get("dm_epoch_size"), seed=int(hparams.get("seed", 0)), subjects=hparams.get("dm_subjects"),
             hrtf_split_seed=int(hparams.get("hrtf_split_seed", 0)), cache_dir=hparams.get("dm_cache_dir"),
-            noise_folder=hparams.get("dm_noise_folder"),
+            noise_folder=hparams.get("dm_noise_folder"), noise_files=hparams.get("dm_noise_files"),
         )
         if "dm_noise_snr_db" in hparams:
             kwargs["noise_snr_db"] = tuple(hparams["dm_noise_snr_db"])

@@ -15,8 +15,10 @@ The YAML file is the whole experiment: the separator (``Model``, one of the clas
 This script never looks at ``experiment_name``; it only runs the stages:
 
 1. data: when ``data_folder`` does not hold the mixtures yet, generate them from ``wsj_root``
-   (``create_binaural_wsj0mix``), then write the CSV manifests (``prepare_data``), both on the
-   main process only;
+   (``create_binaural_wsj0mix``, the variant the YAML's ``data_variant`` names: clean, noise or
+   reverb), then write the CSV manifests (``prepare_data``), both on the main process only; with
+   ``dynamic_mixing: True`` the training mixtures are made on the fly instead (the YAML's
+   ``dynamic_mixing_dataset``), validation and test stay the generated ones;
 2. training (:class:`Separation`, a SpeechBrain ``Brain``): negative SNR with permutation-invariant
    training (each ear's SNR, averaged), augmentations applied identically to both ears, the
    best checkpoint kept by validation SNR, resumable;
@@ -30,9 +32,9 @@ from __future__ import annotations
 
 import functools
 import importlib
-import importlib.util
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -194,6 +196,25 @@ def sum_sources(sources: torch.Tensor) -> torch.Tensor:
     return sources.sum(dim=-1)
 
 
+def with_noise(targets: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
+    """The signals an augmentation must move together: the talkers, and the noise as one more.
+
+    ``[batch, time, ear, speaker]`` and ``[batch, time, ear]`` -> ``[batch, time, ear, speaker + 1]``
+    (the noise last); ``targets`` itself without noise. The noisy mixture is talkers + noise: when
+    the talkers are speed-perturbed or shifted, the mixture is rebuilt from them, and the noise
+    goes through the same steps (its own speed factor, the scene's shift) so it is added back,
+    cut to the same length, instead of being silently dropped.
+    """
+    if noise is None:
+        return targets
+    if noise.shape != targets.shape[:3]:
+        raise RecipeError(
+            f"noise_sig has shape {tuple(noise.shape)} but the talkers {tuple(targets.shape[:3])} (batch, time, ear): "
+            "the noise file of a noisy mixture must be as long as its sources; regenerate the data"
+        )
+    return torch.cat([targets, noise.unsqueeze(-1)], dim=-1)
+
+
 def random_segment(
     mix: torch.Tensor, sources: torch.Tensor, length: int, start: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -350,10 +371,81 @@ def _nonempty_dir(path: Path) -> bool:
     return path.is_dir() and any(not p.name.startswith(".") for p in path.iterdir())
 
 
+#: The data variants (``data_variant`` in the hparams file), as ``create_binaural_wsj0mix --variant``:
+#: clean (HRIRs), noise (WHAM!-style DEMAND noise added to the clean binaural talkers), reverb
+#: (binaural room impulse responses; the targets are the reverberant binaural talkers).
+DATA_VARIANTS: tuple[str, ...] = ("clean", "noise", "reverb")
+#: The folder of a split holding the mixtures the model hears, per variant (the noisy variant
+#: trains on ``mix_both``, talkers + noise, with the dry binaural talkers ``s1``/``s2`` as targets).
+MIXTURE_FOLDERS = {"clean": "mix", "noise": "mix_both", "reverb": "mix"}
+#: Reverberant mixtures are named ``<rt>_<utt1>_<az1>_<utt2>_<az2>.wav`` (``0_3s_...``); clean ones
+#: start with the listener (``subject08_...``).
+_REVERB_NAME = re.compile(r"^\d+_\d+s_")
+
+
+def data_variant(hparams: dict) -> str:
+    """The hparams file's ``data_variant``, checked against the talker count."""
+    variant = hparams.get("data_variant", "clean")
+    if variant not in DATA_VARIANTS:
+        raise RecipeError(f"data_variant: {variant!r} is not one of {', '.join(DATA_VARIANTS)}")
+    if variant != "clean" and hparams["num_spks"] != 2:
+        raise RecipeError(
+            f"data_variant: {variant} is a two-talker data set (as published), but num_spks is {hparams['num_spks']}"
+        )
+    return variant
+
+
+def stored_variant(split_folder: Path) -> str | None:
+    """Which variant's mixtures a generated split folder holds (None: none yet).
+
+    ``mix_both/``: noise; ``mix/`` with ``<rt>_...`` names: reverb; other ``mix/``: clean.
+    """
+    if _nonempty_dir(split_folder / MIXTURE_FOLDERS["noise"]):
+        return "noise"
+    mixtures = split_folder / "mix"
+    if not _nonempty_dir(mixtures):
+        return None
+    first = min(p.name for p in mixtures.iterdir() if not p.name.startswith("."))
+    return "reverb" if _REVERB_NAME.match(first) else "clean"
+
+
+def generation_options(hparams: dict) -> dict:
+    """The keyword arguments of ``create_binaural_wsj0mix`` the hparams file sets (besides the
+    folders, talker count, rates, length modes and splits), ``variant`` and its options included."""
+    variant = data_variant(hparams)
+    options = {
+        "metadata_dir": hparams["metadata_dir"],
+        "hrtf_dir": hparams["hrtf_dir"],
+        "own_metadata": hparams["own_metadata"],
+        "n_mixtures": hparams["n_mixtures"],
+        "seed": hparams["generation_seed"],
+        "num_workers": hparams["num_workers"],
+        "repo_dir": hparams["datasets_generation"],
+        "variant": variant,
+    }
+    if variant == "noise":
+        options |= {"noise_root": hparams["noise_root"], "binaural_noise": hparams["binaural_noise"]}
+    elif variant == "reverb":
+        options |= {"brir_dir": hparams["brir_dir"], "reverb_mode": hparams["reverb_mode"]}
+    return options
+
+
+def manifest_options(hparams: dict) -> dict:
+    """The keyword arguments of ``prepare_binaural_wsj0mix`` that depend on the data variant: the
+    noisy variant's manifests list ``mix_both`` as the mixture and carry a ``noise_wav`` column."""
+    variant = data_variant(hparams)
+    return {"mix_folder": MIXTURE_FOLDERS[variant], "noise_folder": "noise" if variant == "noise" else None}
+
+
 def missing_data(
-    data_folder: Path, n_spks: int, freqs: Sequence[str], modes: Sequence[str], splits: Sequence[str]
+    data_folder: Path,
+    n_spks: int,
+    freqs: Sequence[str],
+    modes: Sequence[str],
+    splits: Sequence[str],
+    variant: str = "clean",
 ) -> list[Path]:
-    """Folders of ``data_folder`` that a complete dataset would have and this one lacks.
+    """Folders of ``data_folder`` that a complete dataset of ``variant`` would have and this one lacks.
 
     An empty list means the data is there. A folder the generator was writing when it was
     interrupted counts as missing (the generator resumes it).
@@ -361,7 +453,8 @@ def missing_data(
     Raises
     ------
     RecipeError
-        The folder holds mixtures of another number of talkers.
+        The folder holds mixtures of another number of talkers, or of another data variant (the
+        generator would keep the other variant's finished files and mix them with its own).
     """
     data_folder = Path(data_folder)
     missing: list[Path] = []
@@ -370,7 +463,13 @@ def missing_data(
         for mode in modes:
             for split in splits:
                 base = data_folder / f"wav{freq}" / mode / split
-                mixtures = base / "mix"
+                mixtures = base / MIXTURE_FOLDERS[variant]
+                stored = stored_variant(base)
+                if stored not in (None, variant):
+                    raise RecipeError(
+                        f"{base} holds {stored} mixtures but data_variant is {variant}: give each data variant "
+                        "its own --data_folder"
+                    )
                 if _nonempty_dir(mixtures):
                     extra = base / f"s{n_spks + 1}"
                     if _nonempty_dir(extra):
@@ -400,12 +499,14 @@ def generate_missing_data(
 ) -> None:
     """Generate the dataset into ``data_folder`` unless it is already there (main process only).
 
-    ``generator_options`` go to ``create_binaural_wsj0mix`` (metadata_dir, hrtf_dir,
-    own_metadata, n_mixtures, seed, num_workers, repo_dir). The generator skips finished files, so
-    an interrupted generation resumes; a marker file tells the next run that it did not finish.
+    ``generator_options`` go to ``create_binaural_wsj0mix`` (:func:`generation_options`:
+    metadata_dir, hrtf_dir, own_metadata, n_mixtures, seed, num_workers, repo_dir, variant and its
+    options). The generator skips finished files, so an interrupted generation resumes; a marker
+    file tells the next run that it did not finish.
     """
     data_folder = Path(data_folder)
-    missing = missing_data(data_folder, n_spks, freqs, modes, splits)
+    variant = generator_options.get("variant", "clean")
+    missing = missing_data(data_folder, n_spks, freqs, modes, splits, variant)
     if not missing:
         logger.info(f"Binaural WSJ0-{n_spks}mix found in {data_folder}")
         return
@@ -461,11 +562,13 @@ def signal_keys(n_spks: int) -> list[str]:
 def static_dataset(
     csv_path: str | Path, n_spks: int, sample_rate: int, data_folder: str | Path
 ) -> sb.dataio.dataset.DynamicItemDataset:
-    """A SpeechBrain dataset of one manifest, yielding ``{"id", "mix_sig", "s1_sig", ...}``.
+    """A SpeechBrain dataset of one manifest, yielding ``{"id", "mix_sig", "s1_sig", ...[, "noise_sig"]}``.
 
     Each ``*_sig`` is float32 ``[time, ear]``: the same items as the dynamic-mixing dataset, so the
-    training step does not know which one it gets. ``$data_root`` in the CSV (the published
-    manifests' placeholder) is replaced by ``data_folder``.
+    training step does not know which one it gets. A manifest with a ``noise_wav`` column (the
+    noisy variant) gives ``noise_sig`` too: the training augmentations add it back to the talkers
+    they perturb. ``$data_root`` in the CSV (the published manifests' placeholder) is replaced by
+    ``data_folder``.
     """
     csv_path = Path(csv_path)
     if not csv_path.is_file():
@@ -483,10 +586,11 @@ def static_dataset(
         csv_path=str(csv_path), replacements={"data_root": str(data_folder)}
     )
     reader = functools.partial(read_binaural, sample_rate=sample_rate)
-    for key in signal_keys(n_spks):
+    keys = signal_keys(n_spks) + (["noise_sig"] if "noise_wav" in header else [])
+    for key in keys:
         name = key[: -len("_sig")]
         dataset.add_dynamic_item(reader, takes=f"{name}_wav", provides=key)
-    dataset.set_output_keys(["id"] + signal_keys(n_spks))
+    dataset.set_output_keys(["id"] + keys)
     return dataset
 
 
@@ -506,12 +610,6 @@ def dynamic_mixing_factory(hparams: dict) -> Callable[[], torch.utils.data.Datas
         )
     factory = hparams.get("dynamic_mixing_dataset")
     if factory is None:
-        where = Path(__file__).resolve().parent / "dynamic_mixing.py"
-        if importlib.util.find_spec("dynamic_mixing") is None:
-            raise RecipeError(
-                f"dynamic_mixing: True needs {where}, which this checkout does not have yet; "
-                "train with dynamic_mixing: False (static mixtures) for now"
-            )
         raise RecipeError(
             "dynamic_mixing: True needs dynamic_mixing_dataset in the hparams file, e.g. "
             "`dynamic_mixing_dataset: !name:dynamic_mixing.DynamicMixingDataset` with its arguments "
@@ -521,10 +619,45 @@ def dynamic_mixing_factory(hparams: dict) -> Callable[[], torch.utils.data.Datas
 
 
 def training_set(hparams: dict, static_train: torch.utils.data.Dataset) -> torch.utils.data.Dataset:
-    """The training data: the static manifest's dataset, or the dynamic-mixing one when asked for."""
+    """The training data: the static manifest's dataset, or the dynamic-mixing one when asked for.
+
+    The dynamic-mixing dataset is the YAML's factory, with two adjustments: with own metadata its
+    listeners are the training heads of the own split (``listener_split="own"``; the official
+    CIPIC split would let own-mode validation/test heads into training), and the noisy variant's
+    noise is diotic when the generated data's is (``binaural_noise: none``, as published). The
+    noisy variant must find its noise (``noise_folder_dm``). Start-up errors name the file and the fix.
+    """
     if not hparams["dynamic_mixing"]:
         return static_train
-    return dynamic_mixing_factory(hparams)()
+    factory = dynamic_mixing_factory(hparams)
+    variant = data_variant(hparams)
+    options = {"listener_split": "own"} if hparams["own_metadata"] else {}
+    if variant != "reverb" and hparams["hrtf_dir"] is not None and str(hparams["hrtf_dir"]) != str(hparams["hrtf_dm"]):
+        logger.warning(
+            f"dynamic mixing places the talkers with hrtf_dm={hparams['hrtf_dm']}, but the data was generated with "
+            f"hrtf_dir={hparams['hrtf_dir']}: set --hrtf_dm to the same HRTF set to train on the heads you test on"
+        )
+    if variant == "noise":
+        # The same noise in both ears when the generated data has it so (binaural_noise: none).
+        options["diotic_noise"] = str(hparams["binaural_noise"]).lower() in ("none", "false", "")
+    if variant == "noise" and not Path(hparams["noise_folder_dm"]).is_dir():
+        raise RecipeError(
+            f"noise_folder_dm={hparams['noise_folder_dm']}: no such folder. Dynamic mixing adds the DEMAND noise of "
+            "the training environments (noise_files_dm) from there: set --noise_folder_dm to your DEMAND copy "
+            "(the --noise_root the data was generated with)"
+        )
+    from dynamic_mixing import DynamicMixingError
+    from rooms import BRIRError
+
+    try:
+        dataset = factory(**options)
+    except (DynamicMixingError, BRIRError) as error:
+        raise RecipeError(f"dynamic mixing: {error}") from error
+    if variant == "noise" and getattr(dataset, "noise_catalogue", True) is None:
+        raise RecipeError("data_variant is noise but dynamic_mixing_dataset adds no noise: bind its noise_folder")
+    placer = getattr(dataset, "placer", None)
+    logger.info(f"dynamic mixing: training on {dataset!r}" + (f", talkers placed by {placer!r}" if placer else ""))
+    return dataset
 
 
 # ==================================================================================================
@@ -546,6 +679,12 @@ def stack_signals(batch, n_spks: int) -> tuple[torch.Tensor, torch.Tensor, torch
     mix, lengths = batch.mix_sig  # PaddedData: [batch, time, ear], [batch]
     targets = torch.stack([getattr(batch, f"s{k}_sig").data for k in range(1, n_spks + 1)], dim=-1)
     return mix, targets, lengths
+
+
+def batch_noise(batch) -> torch.Tensor | None:
+    """The batch's noise ``[batch, time, ear]`` (noisy variant), or None."""
+    noise = getattr(batch, "noise_sig", None)
+    return None if noise is None else noise.data
 
 
 class Separation(sb.Brain):
@@ -586,12 +725,13 @@ class Separation(sb.Brain):
         mix, targets, lengths = stack_signals(batch, self.hparams.num_spks)
         mix, targets, lengths = mix.to(self.device), targets.to(self.device), lengths.to(self.device)
         if stage == sb.Stage.TRAIN:
-            mix, targets = self.augment(mix, targets, lengths)
+            noise = batch_noise(batch)
+            mix, targets = self.augment(mix, targets, lengths, None if noise is None else noise.to(self.device))
         estimates = self.modules.model(mix)  # [batch, time, ear, speaker]
         return estimates, targets, mix
 
     def augment(
-        self, mix: torch.Tensor, targets: torch.Tensor, lengths: torch.Tensor
+        self, mix: torch.Tensor, targets: torch.Tensor, lengths: torch.Tensor, noise: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The training augmentations selected in the YAML, in the published order.
 
@@ -605,16 +745,23 @@ class Separation(sb.Brain):
             ``[batch, time, ear, speaker]``.
         lengths : torch.Tensor
             ``[batch]`` relative lengths (for the chunk dropper).
+        noise : torch.Tensor, optional
+            ``[batch, time, ear]``, the noise in ``mix`` (noisy variant). When the talkers are
+            perturbed the mixture is rebuilt as their sum plus this noise, perturbed with them
+            (:func:`with_noise`).
         """
         hp = self.hparams
         with torch.no_grad(), torch.autocast(device_type=self.device_type, enabled=False):
-            if hp.use_speedperturb:
-                targets = speed_perturb_sources(targets, hp.speed_perturb)
-            if hp.use_rand_shift:
-                shifts = draw_shifts(targets.shape[-1], hp.min_shift, hp.max_shift, hp.independent_shifts)
-                targets = shift_sources(targets, shifts)
             if hp.use_speedperturb or hp.use_rand_shift:
-                mix = sum_sources(targets)
+                n_talkers = targets.shape[-1]
+                signals = with_noise(targets, noise)  # [batch, time, ear, speaker (+ noise)]
+                if hp.use_speedperturb:
+                    signals = speed_perturb_sources(signals, hp.speed_perturb)
+                if hp.use_rand_shift:
+                    shifts = draw_shifts(signals.shape[-1], hp.min_shift, hp.max_shift, hp.independent_shifts)
+                    signals = shift_sources(signals, shifts)
+                targets = signals[..., :n_talkers]
+                mix = sum_sources(signals)  # the talkers, and the noise when there is one
             if hp.use_wavedrop:
                 # The same chunks and bands vanish from both ears (SpeechBrain treats the last
                 # axis as channels): the mixture's interaural cues stay consistent.
@@ -796,6 +943,17 @@ class Separation(sb.Brain):
             stats_meta={"Epoch loaded": self.hparams.epoch_counter.current},
             test_stats={"loss": stage_loss} | {k: v for k, v in average.items() if k != "snt_id"},
         )
+        if if_main_process():
+            # report.md and its figures; a failure there is logged and never loses test_results.csv.
+            try:
+                from report import write_report
+
+                logger.info(f"report: {write_report(self.hparams.output_folder)}")
+            except Exception as error:  # noqa: BLE001 - whatever breaks the report, keep the results
+                logger.error(
+                    f"the report could not be written ({type(error).__name__}: {error}); test_results.csv is "
+                    f"kept: retry with `python report.py {self.hparams.output_folder}`"
+                )
 
 
 def no_checkpoint_message(folder: str | Path) -> str:
@@ -839,6 +997,11 @@ def run(hparams_file: str, hparams: dict, run_opts, overrides: str) -> None:
     if not hparams["skip_prep"]:
         from prepare_data import prepare_binaural_wsj0mix
 
+        # The YAML may declare how to make the talkers' corpus in wsj_root first (make_corpus, a
+        # !name: hook with its arguments bound, e.g. hparams/demo.yaml's synthetic corpus); the hook
+        # keeps what is already there, so a rerun reuses it.
+        if hparams.get("make_corpus") is not None:
+            run_on_main(hparams["make_corpus"])
         run_on_main(
             generate_missing_data,
             kwargs={
@@ -848,15 +1011,7 @@ def run(hparams_file: str, hparams: dict, run_opts, overrides: str) -> None:
                 "freqs": hparams["data_freqs"],
                 "modes": hparams["data_modes"],
                 "splits": splits,
-                "generator_options": {
-                    "metadata_dir": hparams["metadata_dir"],
-                    "hrtf_dir": hparams["hrtf_dir"],
-                    "own_metadata": hparams["own_metadata"],
-                    "n_mixtures": hparams["n_mixtures"],
-                    "seed": hparams["generation_seed"],
-                    "num_workers": hparams["num_workers"],
-                    "repo_dir": hparams["datasets_generation"],
-                },
+                "generator_options": generation_options(hparams),
             },
         )
         run_on_main(
@@ -868,6 +1023,7 @@ def run(hparams_file: str, hparams: dict, run_opts, overrides: str) -> None:
                 "freq": freq,
                 "mode": hparams["length_mode"],
                 "splits": splits,
+                **manifest_options(hparams),
             },
         )
 
@@ -947,6 +1103,10 @@ def _input_errors() -> tuple[type[BaseException], ...]:
         ("hrtf", "HRTFError"),
         ("audio_io", "AudioFileError"),
         ("download", "DownloadError"),
+        ("noise", "NoiseError"),
+        ("rooms", "BRIRError"),
+        ("dynamic_mixing", "DynamicMixingError"),
+        ("synthetic_speech", "SyntheticCorpusError"),
     ):
         try:
             errors.append(getattr(importlib.import_module(module), name))

@@ -19,6 +19,8 @@ REQUIRED = {
     "convtasnet-independent": (binaural_tasnet.IndependentTasNet, 2),
     "convtasnet-cross": (binaural_tasnet.CrossChannelTasNet, 2),
     "convtasnet-parallel": (binaural_tasnet.ParallelTasNet, 2),
+    "convtasnet-parallel-noise": (binaural_tasnet.ParallelTasNet, 2),
+    "convtasnet-parallel-reverb": (binaural_tasnet.ParallelTasNet, 2),
     "convtasnet-independent-3spk": (binaural_tasnet.IndependentTasNet, 3),
     "convtasnet-cross-3spk": (binaural_tasnet.CrossChannelTasNet, 3),
     "convtasnet-parallel-3spk": (binaural_tasnet.ParallelTasNet, 3),
@@ -32,6 +34,14 @@ NEXT_BANNER = "# Optimisation and logging"
 BRAIN_RUN_OPTIONS = set(RunOptions().as_dict())
 # Outside the Model section, files may differ in these values only.
 PER_FILE_KEYS = {"experiment_name", "num_spks", "norm_type", "causal"}
+# ... and the data-variant files, in these data keys (their entries, with the comment lines right
+# above them, may differ from convtasnet-parallel.yaml's or be added): nothing else.
+VARIANT_DATA_KEYS = {
+    "convtasnet-parallel-noise": {"data_variant", "noise_root", "binaural_noise", "noise_folder_dm", "noise_files_dm",
+                                  "dynamic_mixing_dataset"},
+    "convtasnet-parallel-reverb": {"data_variant", "brir_dir", "reverb_mode", "reverb_times_dm", "azimuths_dm",
+                                   "dynamic_mixing_dataset"},
+}
 
 
 def load(name: str, tmp_path: Path, **overrides) -> dict:
@@ -104,25 +114,95 @@ def test_the_unused_key_check_catches_one():
     assert unused_keys(text, 'x = hparams["opt"]; y = self.hparams.size') == ["stale"]
 
 
-def _common_part(text: str) -> str:
-    """The file without its header comment, its Model section, trailing comments and the values of
-    PER_FILE_KEYS: what every variant must share."""
+def _without_entries(text: str, keys: set[str]) -> str:
+    """``text`` without the top-level entries of ``keys``: each key's line, its indented lines, and
+    the full-line comments right above it."""
+    if not keys:
+        return text
+    names = "|".join(sorted(keys))
+    return re.sub(rf"(?:^#[^\n]*\n)*^(?:{names}):[^\n]*\n(?:^[ \t]+[^\n]*\n)*", "", text, flags=re.MULTILINE)
+
+
+def _common_part(text: str, data_keys: set[str] = frozenset()) -> str:
+    """The file without its header comment, its Model section, the entries of ``data_keys``,
+    trailing comments and the values of PER_FILE_KEYS: what every variant must share."""
     body = text[text.index("# Seed"):]  # the header comment names the variant
     start, end = body.index(MODEL_BANNER), body.index(NEXT_BANNER)
-    body = body[:start] + body[end:]
+    body = _without_entries(body[:start] + body[end:], set(data_keys))
     body = re.sub(r"^([^#\n]*?)\s+#.*$", r"\1", body, flags=re.MULTILINE)  # trailing comments
     keys = "|".join(sorted(PER_FILE_KEYS))
     return re.sub(rf"^({keys}):.*$", r"\1: ...", body, flags=re.MULTILINE)
 
 
 def test_variant_files_differ_only_in_the_model_section():
-    texts = {name: _common_part((HPARAMS_DIR / f"{name}.yaml").read_text()) for name in ALL_FILES}
-    reference = texts["convtasnet-parallel"]
-    for name, text in texts.items():
-        assert text == reference, (
+    reference_text = (HPARAMS_DIR / "convtasnet-parallel.yaml").read_text()
+    for name in ALL_FILES:
+        data_keys = VARIANT_DATA_KEYS.get(name, set())
+        text = _common_part((HPARAMS_DIR / f"{name}.yaml").read_text(), data_keys)
+        assert text == _common_part(reference_text, data_keys), (
             f"{name}.yaml differs from convtasnet-parallel.yaml outside the Model section (and "
-            f"{sorted(PER_FILE_KEYS)}): keep the shared part identical in every file"
+            f"{sorted(PER_FILE_KEYS | data_keys)}): keep the shared part identical in every file"
         )
+
+
+def test_the_data_key_allowance_is_per_file_and_per_key():
+    """The data-variant allowance hides nothing else: a stray change next to an allowed key, or the
+    same data key in another file, is still caught."""
+    reference = (HPARAMS_DIR / "convtasnet-parallel.yaml").read_text()
+    noise = (HPARAMS_DIR / "convtasnet-parallel-noise.yaml").read_text()
+    allowed = VARIANT_DATA_KEYS["convtasnet-parallel-noise"]
+    assert _common_part(noise, allowed) == _common_part(reference, allowed)
+    assert _common_part(noise.replace("lr: 0.00015", "lr: 0.001"), allowed) != _common_part(reference, allowed)
+    assert _common_part(noise) != _common_part(reference)  # not allowed without the per-file key set
+    tampered = reference.replace("data_variant: clean", "data_variant: clean\nnoise_root: null")
+    assert _common_part(tampered) != _common_part(reference)
+
+
+@pytest.mark.parametrize("name", ALL_FILES)
+def test_dynamic_mixing_is_wired_in_every_file(name, tmp_path):
+    """--dynamic_mixing True just works: the factory is bound to the YAML's keys, for the file's variant."""
+    import dynamic_mixing
+
+    hp = load(name, tmp_path, **TINY)
+    factory = hp["dynamic_mixing_dataset"]
+    assert factory.func is dynamic_mixing.DynamicMixingDataset
+    args = factory.keywords
+    assert args["base_folder"] == hp["base_folder_dm"] and args["hrtf"] == hp["hrtf_dm"]
+    assert (args["n_spks"], args["sample_rate"], args["seed"]) == (hp["num_spks"], hp["sample_rate"], hp["seed"])
+    assert args["training_signal_len"] == hp["training_signal_len_dm"] == 32000
+    assert args["epoch_size"] == hp["epoch_size_dm"] and args["cache_dir"] == str(tmp_path / "data") + "/dynamic_mixing_cache"
+    assert hp["hrtf_dm"] == hp["datasets_generation"] + "/CIPIC_hrtf_database/wav_database"
+    variant = hp["data_variant"]
+    assert variant == {"convtasnet-parallel-noise": "noise", "convtasnet-parallel-reverb": "reverb"}.get(name, "clean")
+    assert ("noise_folder" in args) == (variant == "noise") and ("placer" in args) == (variant == "reverb")
+    if variant == "noise":
+        assert args["noise_folder"] == str(tmp_path / "data") + "/DEMAND"
+        assert [f.split("/")[0] for f in args["noise_files"]] == ["DWASHING", "DKITCHEN", "NFIELD", "NPARK", "OOFFICE", "OMEETING"]
+    if variant == "reverb":
+        placer = args["placer"]  # built at load time, lazily: no file touched yet
+        assert isinstance(placer, dynamic_mixing.BrirPlacer) and placer._brirs is None
+        assert placer.reverb_times == ["0_1s", "0_2s", "0_4s", "0_7s", "0_8s"] and len(placer.azimuths) == 37
+        assert placer.download_parent == tmp_path / "data" and placer.reverb_mode == "per_ear"
+        assert hp["brir_dir"] is None
+
+
+def test_variant_generation_defaults(tmp_path):
+    import train
+
+    noise = load("convtasnet-parallel-noise", tmp_path, **TINY)
+    options = train.generation_options(noise)
+    assert (options["variant"], options["noise_root"], options["binaural_noise"]) == ("noise", None, "none")
+    assert train.manifest_options(noise) == {"mix_folder": "mix_both", "noise_folder": "noise"}
+    reverb = load("convtasnet-parallel-reverb", tmp_path, **TINY)
+    options = train.generation_options(reverb)
+    assert (options["variant"], options["brir_dir"], options["reverb_mode"]) == ("reverb", None, "per_ear")
+    assert train.manifest_options(reverb) == {"mix_folder": "mix", "noise_folder": None}
+    clean = load("convtasnet-parallel", tmp_path, **TINY)
+    assert train.generation_options(clean)["variant"] == "clean" and "noise_root" not in train.generation_options(clean)
+    with pytest.raises(train.RecipeError, match="two-talker"):
+        train.generation_options(load("convtasnet-parallel-3spk", tmp_path, **TINY) | {"data_variant": "noise"})
+    with pytest.raises(train.RecipeError, match="not one of"):
+        train.data_variant(clean | {"data_variant": "noisy"})
 
 
 @pytest.mark.parametrize("name", ALL_FILES)
