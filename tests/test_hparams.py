@@ -42,6 +42,17 @@ VARIANT_DATA_KEYS = {
     "convtasnet-parallel-reverb": {"data_variant", "brir_dir", "reverb_mode", "reverb_times_dm", "azimuths_dm",
                                    "dynamic_mixing_dataset"},
 }
+# hparams/demo.yaml (`python train.py hparams/demo.yaml`, offline, minutes on a CPU) is
+# convtasnet-parallel.yaml shrunk, Model section included: it may differ in these entries only (the
+# synthetic-corpus hook and its arguments, own-mode generation with the spherical head, smaller
+# sizes and training, no speed perturbation, flushing denormals on CPU).
+DEMO_KEYS = {
+    "__set_flush_denormal",
+    "data_folder", "wsj_root", "corpus_talkers", "corpus_utterances_per_talker", "corpus_duration_s", "make_corpus",
+    "hrtf_dir", "own_metadata", "n_mixtures",
+    "N_epochs", "batch_size", "lr", "limit_training_signal_len", "training_signal_len", "use_speedperturb", "R",
+    "dataloader_opts", "valid_dataloader_opts", "test_dataloader_opts",
+}
 
 
 def load(name: str, tmp_path: Path, **overrides) -> dict:
@@ -137,7 +148,7 @@ def _common_part(text: str, data_keys: set[str] = frozenset()) -> str:
 def test_variant_files_differ_only_in_the_model_section():
     reference_text = (HPARAMS_DIR / "convtasnet-parallel.yaml").read_text()
     for name in ALL_FILES:
-        data_keys = VARIANT_DATA_KEYS.get(name, set())
+        data_keys = VARIANT_DATA_KEYS.get(name, set()) | (DEMO_KEYS if name == "demo" else set())
         text = _common_part((HPARAMS_DIR / f"{name}.yaml").read_text(), data_keys)
         assert text == _common_part(reference_text, data_keys), (
             f"{name}.yaml differs from convtasnet-parallel.yaml outside the Model section (and "
@@ -156,6 +167,33 @@ def test_the_data_key_allowance_is_per_file_and_per_key():
     assert _common_part(noise) != _common_part(reference)  # not allowed without the per-file key set
     tampered = reference.replace("data_variant: clean", "data_variant: clean\nnoise_root: null")
     assert _common_part(tampered) != _common_part(reference)
+
+
+def _demo_comparable(text: str) -> str:
+    """The file from ``# Seed`` on, Model section included, without DEMO_KEYS' entries, trailing
+    comments and experiment_name's value."""
+    body = _without_entries(text[text.index("# Seed"):], DEMO_KEYS)
+    body = re.sub(r"^([^#\n]*?)\s+#.*$", r"\1", body, flags=re.MULTILINE)
+    return re.sub(r"^experiment_name:.*$", "experiment_name: ...", body, flags=re.MULTILINE)
+
+
+def test_demo_is_the_parallel_file_shrunk(tmp_path):
+    """demo.yaml = convtasnet-parallel.yaml (same model, keys and structure) but for DEMO_KEYS, whose
+    sizes only shrink; the allowance is the demo's alone and hides no other change."""
+    reference = (HPARAMS_DIR / "convtasnet-parallel.yaml").read_text()
+    demo = (HPARAMS_DIR / "demo.yaml").read_text()
+    assert _demo_comparable(demo) == _demo_comparable(reference), (
+        "demo.yaml differs from convtasnet-parallel.yaml outside DEMO_KEYS: mirror the change")
+    assert _demo_comparable(demo.replace("kernel_size: 16", "kernel_size: 32")) != _demo_comparable(reference)
+    assert _common_part(demo, VARIANT_DATA_KEYS["convtasnet-parallel-noise"]) != _common_part(
+        reference, VARIANT_DATA_KEYS["convtasnet-parallel-noise"])
+    small, full = load("demo", tmp_path), load("convtasnet-parallel", tmp_path)
+    assert type(small["Model"]) is type(full["Model"]) and small["num_spks"] == full["num_spks"] == 2
+    for key in ("N_epochs", "R"):
+        assert small[key] < full[key], key
+    assert all(small["n_mixtures"][split] < full["n_mixtures"][split] for split in ("tr", "cv", "tt"))
+    assert small["limit_training_signal_len"] and small["training_signal_len"] < full["training_signal_len"]
+    assert sum(p.numel() for p in small["Model"].parameters()) < sum(p.numel() for p in full["Model"].parameters())
 
 
 @pytest.mark.parametrize("name", ALL_FILES)
