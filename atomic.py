@@ -6,7 +6,7 @@ killed job never leaves a truncated file that a rerun would trust.
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator
@@ -15,30 +15,59 @@ from typing import IO, Iterator
 PARTIAL_SUFFIX = ".partial"
 
 
-def _default_mode() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
+def _create_partial(path: Path) -> tuple[int, Path]:
+    """Create a new, empty temporary file beside ``path``; returns its descriptor and path.
+
+    Created with mode 0o666 less the umask, the permissions a plain ``open`` gives (``mkstemp``
+    makes owner-only files), so no ``chmod`` is needed after the rename.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for attempt in range(100):
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{PARTIAL_SUFFIX}")
+        try:
+            return os.open(temporary, flags, 0o666), temporary
+        except FileNotFoundError:
+            if attempt:
+                raise
+            path.parent.mkdir(parents=True, exist_ok=True)  # first file of a folder: rare, so not checked every time
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{path.parent}: could not create a temporary file for {path.name}")
 
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success move it onto ``path``, else delete it.
 
-    The temporary file is in the same folder (same file system), so ``os.replace`` is atomic. It
-    gets the permissions a plain ``open`` would give (``mkstemp`` makes owner-only files).
+    The temporary file is in the same folder (same file system), so ``os.replace`` is atomic.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=PARTIAL_SUFFIX, dir=path.parent)
+    handle, temporary = _create_partial(path)
     os.close(handle)
     try:
-        yield Path(temporary)
-        os.chmod(temporary, _default_mode())
+        yield temporary
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+def atomic_bytes(path: str | Path, data: bytes | memoryview) -> None:
+    """Write ``data`` to ``path``: the whole file appears at once, or nothing does.
+
+    No ``fsync``: a killed process never leaves a partial file, but the data reaches the disk when
+    the system writes it back, which lets parallel writers overlap with computing (soundfile's
+    ``close`` syncs every file it writes, which serialised the generator's workers on the disk).
+    """
+    path = Path(path)
+    handle, temporary = _create_partial(path)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 @contextmanager

@@ -6,13 +6,14 @@ behind, and a rerun can trust every wav it finds.
 """
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-from atomic import atomic_path
+from atomic import atomic_bytes
 
 INT16_MAX = 32767
 INT16_MIN = -32768
@@ -134,6 +135,11 @@ def to_int16(samples: np.ndarray, overflow: str = "clip") -> tuple[np.ndarray, i
 
 
 def write_atomic(path: Path, samples: np.ndarray, sample_rate: int, subtype: str = "PCM_16") -> None:
-    """Write ``samples`` ``[time]`` or ``[time, channel]`` to ``path``: complete or not at all."""
-    with atomic_path(path) as temporary:
-        sf.write(str(temporary), samples, sample_rate, subtype=subtype, format="WAV")
+    """Write ``samples`` ``[time]`` or ``[time, channel]`` to ``path``: complete or not at all.
+
+    The WAV is built in memory (the same bytes soundfile writes to a file) and written in one go:
+    see :func:`atomic.atomic_bytes` for why.
+    """
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, sample_rate, subtype=subtype, format="WAV")
+    atomic_bytes(path, buffer.getbuffer())

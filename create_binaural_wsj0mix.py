@@ -550,8 +550,9 @@ def create_binaural_wsj0mix(
     extras: dict = {}
     noise_dir, brir_spec, pending_cache, brir_set = None, None, None, None
     if variant != "reverb":
-        # One rate is enough to validate; the other rates load lazily, in parallel in the workers.
-        check_hrtfs(everything, hrtf_set, [SAMPLE_RATES[datafreqs[0]]])
+        # Every rate: each file is read once and only the rows used are resampled, so this costs
+        # well under a second for thousands of mixtures, and forked workers start with it all.
+        check_hrtfs(everything, hrtf_set, [SAMPLE_RATES[f] for f in datafreqs])
     if variant == "noise":
         noise_dir, extras, pending_cache = _prepare_noise(
             everything, wsj_root, Path(metadata_dir), noise_root, own_metadata, binaural, n_spks, splits, seed,
@@ -595,7 +596,8 @@ def create_binaural_wsj0mix(
             bar.update()
     else:
         with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(job,)) as pool:
-            for count in pool.map(_build_mixture, tasks, chunksize=max(1, min(16, len(tasks) // (4 * workers)))):
+            # Small chunks: a mixture takes tens of ms, and a last big chunk would leave a core idle.
+            for count in pool.map(_build_mixture, tasks, chunksize=max(1, min(4, len(tasks) // (4 * workers)))):
                 clipped += count
                 bar.update()
     bar.close()

@@ -7,29 +7,53 @@ is tested on its own.
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from math import gcd
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from scipy.signal import fftconvolve, resample_poly
+from scipy.signal import fftconvolve, firwin, resample_poly
 
 from audio_io import read_int16_first_channel, resolve_utterance
 
 WSJ0_RATE = 16000
 
 
+@lru_cache(maxsize=None)
+def _antialias_filter(up: int, down: int) -> np.ndarray:
+    """The low-pass FIR that ``resample_poly`` designs for reduced ``up``/``down`` (its default
+    Kaiser window, beta 5): ``21 * max(up, down)`` taps (odd), float64, read-only.
+
+    Designing it costs more than filtering a 200-tap HRIR, so it is designed once per ratio.
+    """
+    max_rate = max(up, down)
+    taps = firwin(2 * 10 * max_rate + 1, 1.0 / max_rate, window=("kaiser", 5.0))
+    taps.setflags(write=False)
+    return taps
+
+
 def resample(samples: np.ndarray, rate_in: int, rate_out: int, axis: int = 0) -> np.ndarray:
-    """Polyphase resampling as the public scripts do (``resample_poly(x, out, in)``).
+    """Polyphase resampling as the public scripts do (``resample_poly(x, out, in)``), bit for bit.
 
     The public scripts pass the raw rates (8000, 16000) without reducing them; ``resample_poly``
-    reduces by the gcd itself, so the result is the same. Returns the input unchanged (no copy,
-    same dtype) when the rates match.
+    reduces by the gcd itself, so the result is the same. The filter is ``resample_poly``'s own,
+    designed once per ratio (:func:`_antialias_filter`) and cast to a floating input's dtype as
+    ``resample_poly`` does. Returns the input unchanged (no copy, same dtype) when the rates match.
+
+    Args:
+        samples: any shape; resampled along ``axis`` (samples at ``rate_in`` Hz).
+    Returns:
+        ``ceil(n * rate_out / rate_in)`` samples along ``axis``.
     """
     if rate_in == rate_out:
         return samples
     divisor = gcd(rate_out, rate_in)
-    return resample_poly(samples, rate_out // divisor, rate_in // divisor, axis=axis)
+    up, down = rate_out // divisor, rate_in // divisor
+    taps = _antialias_filter(up, down)
+    if np.issubdtype(np.asarray(samples).dtype, np.floating):
+        taps = taps.astype(np.asarray(samples).dtype)
+    return resample_poly(samples, up, down, axis=axis, window=taps)
 
 
 def load_source(wsj_root: Path, relative_path: str, rate: int, expected_rate: int | None = WSJ0_RATE) -> np.ndarray:

@@ -105,6 +105,30 @@ def test_atomic_write_leaves_no_temporary_and_a_failed_write_leaves_nothing(tmp_
     assert os.listdir(tmp_path / "out") == ["x.wav"]
 
 
+@pytest.mark.parametrize("subtype, dtype", [("PCM_16", np.int16), ("FLOAT", np.float32)])
+def test_atomic_write_gives_the_bytes_soundfile_writes(tmp_path, subtype, dtype):
+    """The WAV is built in memory, yet the file is byte for byte what sf.write puts on disk."""
+    data = (np.random.default_rng(1).standard_normal((1001, 2)) * 1000).astype(dtype)
+    write_atomic(tmp_path / "ours.wav", data, 16000, subtype=subtype)
+    sf.write(tmp_path / "direct.wav", data, 16000, subtype=subtype, format="WAV")
+    assert (tmp_path / "ours.wav").read_bytes() == (tmp_path / "direct.wav").read_bytes()
+
+
+def test_a_failed_disk_write_leaves_nothing_and_keeps_the_old_file(tmp_path, monkeypatch):
+    import atomic
+
+    atomic_bytes = atomic.atomic_bytes
+    atomic_bytes(tmp_path / "x.bin", b"old")
+
+    def failing_replace(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(atomic.os, "replace", failing_replace)
+    with pytest.raises(OSError, match="disk full"):
+        atomic_bytes(tmp_path / "x.bin", b"new")
+    assert os.listdir(tmp_path) == ["x.bin"] and (tmp_path / "x.bin").read_bytes() == b"old"
+
+
 def test_written_files_have_ordinary_permissions(tmp_path):
     previous = os.umask(0o022)
     try:

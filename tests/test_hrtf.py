@@ -156,26 +156,47 @@ def test_cipic_taps_are_resampled_from_200_at_44k1(cipic_dir, sample_rate, taps)
         assert np.array_equal(pair[1], raw[8].astype(np.float64))
 
 
-def test_cipic_reads_each_file_once_per_rate(cipic_dir, monkeypatch):
+def test_cipic_reads_each_file_once_and_resamples_each_row_once(cipic_dir, monkeypatch):
     reads: list[Path] = []
     real_reader = hrtf._read_cipic_wav
+    resampled: list[tuple] = []
+    real_resample = hrtf.resample
 
     def counting_reader(path):
         reads.append(Path(path))
         return real_reader(path)
 
+    def counting_resample(samples, rate_in, rate_out, axis=0):
+        resampled.append((samples.shape, rate_in, rate_out))
+        return real_resample(samples, rate_in, rate_out, axis)
+
     monkeypatch.setattr(hrtf, "_read_cipic_wav", counting_reader)
+    monkeypatch.setattr(hrtf, "resample", counting_resample)
     hrtf_set = CipicWavHRTF(cipic_dir)
     first = hrtf_set.hrir("subject10", "25", 3, 8000)
     assert sorted(p.name for p in reads) == ["25azleft.wav", "25azright.wav"]
     again = hrtf_set.hrir("subject10", "25", 3, 8000)
     hrtf_set.hrir("subject10", "25", 40, 8000)
-    assert len(reads) == 2, "the same (subject, azimuth, rate) must come from the cache"
+    hrtf_set.hrir("subject10", "25", 3, 16000)
+    assert len(reads) == 2, "a file is read once per process, whatever the rows and rates asked for"
+    # Only the rows asked for are resampled, each once per rate: [2 ears, 200 taps] at 44.1 kHz.
+    assert [r for r in resampled if r[1] != r[2]] == [((2, 200), 44100, 8000)] * 2 + [((2, 200), 44100, 16000)]
     assert np.array_equal(first, again)
     with pytest.raises(ValueError):
         first[0, 0] = 1.0  # the cache is read-only, so no caller can corrupt it
-    hrtf_set.hrir("subject10", "25", 3, 16000)
-    assert len(reads) == 4
+
+
+def test_cipic_one_row_equals_the_row_of_the_whole_resampled_file(cipic_dir):
+    """The public chain resamples all 50 rows; resampling one row gives its exact bits."""
+    from scipy.io import wavfile
+    from scipy.signal import resample_poly
+
+    hrtf_set = CipicWavHRTF(cipic_dir)
+    for rate in (8000, 16000):
+        whole = [resample_poly(wavfile.read(cipic_dir / "subject10" / f"neg45az{ear}.wav")[1], rate, 44100, axis=1)
+                 for ear in ("left", "right")]
+        for index in (0, 8, 49):
+            np.testing.assert_array_equal(hrtf_set.hrir("subject10", "-45", index, rate), np.stack([w[index] for w in whole]))
 
 
 def test_cipic_unknown_subject_names_the_folder_and_known_subjects(cipic_dir):
