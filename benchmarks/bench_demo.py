@@ -2,7 +2,8 @@
 """The demo from scratch: wall time and test SNRi of ``python train.py hparams/demo.yaml``.
 
 Runs the demo's command unchanged but for its three folders, which go to an empty scratch folder
-(``--workdir``, kept; by default a temporary one, removed afterwards unless ``--keep``), so every
+(``--workdir``, kept; by default a temporary one under the project's ``.benchmarks/``, on the disk
+the demo writes to, removed afterwards unless ``--keep``), so every
 stage is timed (synthetic corpus, generation, training, test, report) and ``results/demo`` is left
 alone.
 Extra arguments after ``--`` go to train.py (e.g. ``-- --seed 7``).
@@ -34,7 +35,9 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
     parser.add_argument("overrides", nargs="*", help="more train.py arguments, after --")
     args = parser.parse_args()
-    work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_demo_")).resolve()
+    if args.workdir is None:
+        (ROOT / ".benchmarks").mkdir(exist_ok=True)
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_demo_", dir=ROOT / ".benchmarks")).resolve()
     if work.exists() and any(work.iterdir()):
         parser.error(f"{work} is not empty: the demo must start from scratch")
     out = work / "results"
