@@ -101,7 +101,7 @@ def test_demo_with_cipic_listeners(tmp_path, cipic_dir):
     assert len(mixtures) == 2 and all(p.name.startswith("subject") for p in mixtures)
 
 
-def test_demo_defaults(tmp_path):
+def test_demo_defaults(tmp_path, monkeypatch):
     """The demo's own values: offline (own metadata, spherical head, synthetic corpus into wsj_root),
     results in results/demo/<seed>, 8 kHz two talkers, the parallel model."""
     from hyperpyyaml import load_hyperpyyaml
@@ -109,6 +109,7 @@ def test_demo_defaults(tmp_path):
     import binaural_tasnet
     import synthetic_speech
 
+    monkeypatch.chdir(tmp_path)  # loading makes the checkpoint folder: not in the repository
     with open(PROJECT_ROOT / "hparams" / "demo.yaml", encoding="utf-8") as handle:
         hp = load_hyperpyyaml(handle)
     assert hp["output_folder"] == f"results/demo/{hp['seed']}"
@@ -121,10 +122,11 @@ def test_demo_defaults(tmp_path):
 
 
 def test_make_corpus_null_uses_wsj_root_as_is(tmp_path):
+    """--make_corpus null (e.g. with --wsj_root pointing at real WSJ0): no hook, train.py skips it."""
     from hyperpyyaml import load_hyperpyyaml
 
     with open(PROJECT_ROOT / "hparams" / "demo.yaml", encoding="utf-8") as handle:
-        hp = load_hyperpyyaml(handle, {"make_corpus": None})
+        hp = load_hyperpyyaml(handle, {"make_corpus": None, "output_folder": str(tmp_path / "out")})
     assert hp["make_corpus"] is None
 
 
