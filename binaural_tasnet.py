@@ -116,12 +116,16 @@ class BinauralTasNet(nn.Module):
     decoderL, decoderR : nn.Module
         ``speechbrain.lobes.models.dual_path.Decoder(in_channels=N, out_channels=1,
         kernel_size=L, stride=L // 2, bias=False)``: ``[batch, N, K] -> [batch, time']``.
-    masknet_in_factor : int
-        Expected ``N_in / N``; checked against the lobes when their sizes can be read.
+    masknet_in_factor : int, optional
+        Expected ``N_in / N``, checked against the lobes when their sizes can be read;
+        defaults to the class's ``MASKNET_IN_FACTOR`` (a variant sets it, or passes it when it
+        depends on an argument).
 
     The six lobes are stored under the published recoverable names (``self.encoderL``,
     ...), so a checkpointer can list the very same objects (see :func:`published_recoverables`).
     """
+
+    MASKNET_IN_FACTOR = 1
 
     def __init__(
         self,
@@ -132,9 +136,10 @@ class BinauralTasNet(nn.Module):
         decoderL: nn.Module,
         decoderR: nn.Module,
         *,
-        masknet_in_factor: int = 1,
+        masknet_in_factor: int | None = None,
     ) -> None:
         super().__init__()
+        masknet_in_factor = masknet_in_factor or self.MASKNET_IN_FACTOR
         self.encoderL = encoderL
         self.encoderR = encoderR
         self.masknetL = masknetL
@@ -293,18 +298,7 @@ class IndependentTasNet(BinauralTasNet):
     with the ``R`` lobes. YAML sizes: ``MaskNet(N: N)`` (64 published), ``Decoder(in_channels: N)``.
     """
 
-    def __init__(
-        self,
-        encoderL: nn.Module,
-        encoderR: nn.Module,
-        masknetL: nn.Module,
-        masknetR: nn.Module,
-        decoderL: nn.Module,
-        decoderR: nn.Module,
-    ) -> None:
-        super().__init__(
-            encoderL, encoderR, masknetL, masknetR, decoderL, decoderR, masknet_in_factor=1
-        )
+    MASKNET_IN_FACTOR = 1  # [batch, N, K] into each mask network
 
     def forward_encoder(self, mix: torch.Tensor) -> EarPair:
         enc_left = self.encoderL(mix[:, :, 0])  # [batch, N, K]
@@ -327,18 +321,7 @@ class ParallelTasNet(BinauralTasNet):
     ``Decoder(in_channels: N)`` (64 published).
     """
 
-    def __init__(
-        self,
-        encoderL: nn.Module,
-        encoderR: nn.Module,
-        masknetL: nn.Module,
-        masknetR: nn.Module,
-        decoderL: nn.Module,
-        decoderR: nn.Module,
-    ) -> None:
-        super().__init__(
-            encoderL, encoderR, masknetL, masknetR, decoderL, decoderR, masknet_in_factor=2
-        )
+    MASKNET_IN_FACTOR = 2  # [batch, 2N, K] into each mask network
 
     def forward_encoder(self, mix: torch.Tensor) -> EarPair:
         left_in, right_in = mix[:, :, 0], mix[:, :, 1]  # [batch, time] each

@@ -44,6 +44,21 @@ class SourceDirection:
     elevation_index: int
 
 
+def binaural_file_name(output_filename: str, prefix: str, placements: Sequence[Sequence[str]]) -> str:
+    """A public binaural file name: ``prefix_utt1_<placement 1>_utt2_<placement 2>[...].wav``.
+
+    Args:
+        output_filename: the WSJ0-mix name ``utt1_gain1_utt2_gain2[_utt3_gain3].wav``.
+        prefix: the listener (``subject10``) or the reverb time (``0.3``).
+        placements: per talker, the spelled parts that place it (azimuth[, elevation]).
+    """
+    utterances = output_filename[: -len(".wav")].split("_")[0::2]
+    parts = [prefix]
+    for utterance, placement in zip(utterances, placements):
+        parts += [utterance, *placement]
+    return "_".join(parts) + ".wav"
+
+
 @dataclass(frozen=True)
 class MixtureSpec:
     """One row of the metadata: which utterances, which gains, which listener and directions."""
@@ -63,11 +78,8 @@ class MixtureSpec:
     @property
     def binaural_name(self) -> str:
         """``subject_utt1_az1_el1_utt2_az2_el2[_utt3_az3_el3].wav``, the public dataset's names."""
-        utterances = self.output_filename[: -len(".wav")].split("_")[0::2]
-        parts = [self.subject]
-        for utterance, direction in zip(utterances, self.directions):
-            parts += [utterance, direction.azimuth, direction.elevation]
-        return "_".join(parts) + ".wav"
+        placements = [(d.azimuth, d.elevation) for d in self.directions]
+        return binaural_file_name(self.output_filename, self.subject, placements)
 
 
 def _suffix(n_spks: int) -> str:

@@ -34,6 +34,7 @@ from scipy.signal import fftconvolve, sosfiltfilt
 from atomic import atomic_path, atomic_text
 from audio_io import AudioFileError, check_readable, read_float
 from download import CATT_RIRS_ARCHIVE, DownloadError, RemoteArchive, fetch_archive
+from metadata import binaural_file_name
 from mixing import resample
 
 logger = logging.getLogger(__name__)
@@ -503,11 +504,7 @@ class ReverbSpec:
     @property
     def binaural_name(self) -> str:
         """``<rt>_<utt1>_<az1>_<utt2>_<az2>.wav``, the public reverberant names."""
-        utterances = self.output_filename[: -len(".wav")].split("_")[0::2]
-        parts = [self.reverb_time]
-        for utterance, azimuth in zip(utterances, self.azimuths):
-            parts += [utterance, azimuth]
-        return "_".join(parts) + ".wav"
+        return binaural_file_name(self.output_filename, self.reverb_time, [(az,) for az in self.azimuths])
 
 
 def reverb_meta_path(metadata_dir: Path, split: str) -> Path:
