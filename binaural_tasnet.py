@@ -45,6 +45,7 @@ zero-padded to the input length exactly as the recipe does.
 """
 from __future__ import annotations
 
+import abc
 from typing import Literal
 
 import torch
@@ -89,7 +90,7 @@ def _masknet_in_channels(masknet: nn.Module) -> int | None:
     return channels if isinstance(channels, int) else None
 
 
-class BinauralTasNet(nn.Module):
+class BinauralTasNet(nn.Module, abc.ABC):
     """Encoder -> mask network -> decoder, once per ear, on a ``[batch, time, 2]`` mixture.
 
     The pipeline is split into overridable steps (Asteroid style)::
@@ -188,9 +189,9 @@ class BinauralTasNet(nn.Module):
         self.n_spks: int | None = c_left
 
     # ------------------------------------------------------------------ pipeline steps
+    @abc.abstractmethod
     def forward_encoder(self, mix: torch.Tensor) -> EarPair:
-        """Encode the ears: ``[batch, time, 2]`` -> 2 x ``[batch, I, N, K]``."""
-        raise NotImplementedError
+        """Encode the ears: ``[batch, time, 2]`` -> 2 x ``[batch, I, N, K]``; each variant says how."""
 
     def forward_masker(self, mix: torch.Tensor, encodings: EarPair) -> EarPair:
         """Masks per output ear: 2 x ``[C, batch, M, K]`` from the stacked encodings.

@@ -51,8 +51,8 @@ def resample(samples: np.ndarray, rate_in: int, rate_out: int, axis: int = 0) ->
     divisor = gcd(rate_out, rate_in)
     up, down = rate_out // divisor, rate_in // divisor
     taps = _antialias_filter(up, down)
-    if np.issubdtype(np.asarray(samples).dtype, np.floating):
-        taps = taps.astype(np.asarray(samples).dtype)
+    if np.issubdtype(samples.dtype, np.floating):
+        taps = taps.astype(samples.dtype)
     return resample_poly(samples, up, down, axis=axis, window=taps)
 
 

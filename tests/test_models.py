@@ -152,6 +152,17 @@ def test_rejects_input_shorter_than_the_encoder_kernel(variant):
         make_model(variant)(torch.randn(1, KERNEL - 1, 2))
 
 
+def test_a_variant_must_say_how_it_encodes():
+    """The base class is a template: building it, or a variant without ``forward_encoder``, fails."""
+
+    class NoEncoder(bt.BinauralTasNet):
+        pass
+
+    for cls in (bt.BinauralTasNet, NoEncoder):
+        with pytest.raises(TypeError, match="forward_encoder"):
+            cls(**make_lobes("independent"))
+
+
 @pytest.mark.parametrize(
     ("variant", "wrong_in"), [("independent", 2 * N), ("cross", N), ("parallel", N)]
 )

@@ -130,8 +130,8 @@ def test_the_published_option_is_the_2d_fftconvolve_with_its_flaw():
 # --- the build, official mode ---
 
 
-def public_reverb_chain(wsj: Path, catt: Path, row: dict, gains, mode: str, sr: int):
-    """``create_wav_2speakers_reverb`` + ``utils.convolve_hrtf_reverb``, step by step."""
+def public_dry_sources(wsj: Path, row: dict, gains, mode: str, sr: int) -> list:
+    """The public scripts' dry talkers: raw int16 read, 8 kHz resampling, gain, min/max length."""
     sources = []
     for k in (1, 2):
         rate, x = wavfile.read(wsj / row[f"s{k}_path"])
@@ -139,7 +139,12 @@ def public_reverb_chain(wsj: Path, catt: Path, row: dict, gains, mode: str, sr: 
             x = resample_poly(x, 8000, rate)
         sources.append(x * gains[k - 1])
     length = (min if mode == "min" else max)(len(s) for s in sources)
-    sources = [s[:length] if mode == "min" else np.append(s, np.zeros(length - len(s))) for s in sources]
+    return [s[:length] if mode == "min" else np.append(s, np.zeros(length - len(s))) for s in sources]
+
+
+def public_reverb_chain(wsj: Path, catt: Path, row: dict, gains, mode: str, sr: int):
+    """``create_wav_2speakers_reverb`` + ``utils.convolve_hrtf_reverb``, step by step."""
+    sources = public_dry_sources(wsj, row, gains, mode, sr)
     out = []
     for k, s in enumerate(sources):
         stacked = np.stack((s, s), 1)
@@ -153,14 +158,7 @@ def public_reverb_chain(wsj: Path, catt: Path, row: dict, gains, mode: str, sr: 
 
 def per_ear_chain(wsj: Path, catt: Path, row: dict, gains, mode: str, sr: int):
     """The same, each ear through its own BRIR (np.convolve), aligned on the direct sound."""
-    sources = []
-    for k in (1, 2):
-        rate, x = wavfile.read(wsj / row[f"s{k}_path"])
-        if sr == 8000:
-            x = resample_poly(x, 8000, rate)
-        sources.append(x * gains[k - 1])
-    length = (min if mode == "min" else max)(len(s) for s in sources)
-    sources = [s[:length] if mode == "min" else np.append(s, np.zeros(length - len(s))) for s in sources]
+    sources = public_dry_sources(wsj, row, gains, mode, sr)
     out = []
     for k, s in enumerate(sources):
         rt, az = row["reverb_time"], row[f"azimuth{k + 1}"]

@@ -37,15 +37,6 @@ TINY = {"N_encoder_out": 8, "B": 8, "H": 16, "X": 2, "R": 1}
 RATE = 8000
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors: one intra-op thread is faster than several (and fair to a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make_experiment(root: Path, yaml_name: str, hparams_copy: str) -> tuple[Path, dict, dict]:
     """An experiment folder laid out as train.py leaves it, with two checkpoints.
 

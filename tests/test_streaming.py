@@ -74,15 +74,6 @@ def stream(model: bt.BinauralTasNet, mix: torch.Tensor, chunk: int) -> torch.Ten
     return torch.cat(pieces)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors: one intra-op thread is faster than several (and fair to a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def causal_model() -> bt.BinauralTasNet:
     return make_model()
