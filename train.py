@@ -1081,8 +1081,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # Multi-process (DDP) set-up from the launcher's environment (RANK, LOCAL_RANK, WORLD_SIZE).
     sb.utils.distributed.ddp_init_group(run_opts)
+    finished = False
     try:
         run(hparams_file, hparams, run_opts, overrides)
+        finished = True
     except _input_errors() as error:
         if logging.getLogger().handlers:  # the experiment's log.txt exists: keep the reason there too
             logger.error(str(error))
@@ -1090,6 +1092,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     finally:
         if is_distributed_initialized():
+            if finished:
+                # Tear down together: under load, a rank that destroyed its gloo group and exited
+                # while another was still working (rank 0 writes the report after the test) could
+                # abort at exit ("terminate called without an active exception").
+                torch.distributed.barrier()
             torch.distributed.destroy_process_group()
     return 0
 
