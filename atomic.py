@@ -1,15 +1,21 @@
 """Atomic file output: a file appears complete, with ordinary permissions, or not at all.
 
 Everything the recipe writes (wavs, CSVs, metadata, reports) goes through :func:`atomic_path`, so a
-killed job never leaves a truncated file that a rerun would trust.
+killed job never leaves a truncated file that a rerun would trust; and a tree or download target
+has one writer at a time (:func:`exclusive`).
 """
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator
+
+import filelock
+
+logger = logging.getLogger(__name__)
 
 # The suffix of files being written: a run that finds one knows it was killed mid-write.
 PARTIAL_SUFFIX = ".partial"
@@ -77,8 +83,33 @@ def atomic_text(path: str | Path) -> Iterator[IO[str]]:
         yield stream
 
 
+@contextmanager
+def exclusive(lock_path: str | Path, what: str) -> Iterator[None]:
+    """Hold the exclusive lock ``lock_path`` while the block runs: one writer of ``what`` at a time.
+
+    A second process waits for the first (saying once, naming ``what``, what it waits for), then
+    runs: it finds the work done, or finishes it. The lock is the kernel's (``flock``, through the
+    ``filelock`` package), so it dies with its holder, even on SIGKILL: a lock file left behind
+    means nothing. Not re-entrant across separate calls in one process: take it once per writer.
+    """
+    lock = filelock.FileLock(str(lock_path))
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        logger.warning("%s is being written by another run (it holds %s); waiting for it to finish", what, lock_path)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def remove_partial_files(folder: str | Path) -> int:
-    """Delete temporary files a killed run left under ``folder``; returns how many."""
+    """Delete temporary files a killed run left under ``folder``; returns how many.
+
+    Only for a folder whose writers hold its lock (:func:`exclusive`): a live writer's temporary
+    files look the same.
+    """
     count = 0
     for leftover in Path(folder).rglob(f"*{PARTIAL_SUFFIX}"):
         leftover.unlink(missing_ok=True)

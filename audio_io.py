@@ -14,14 +14,18 @@ import numpy as np
 import soundfile as sf
 
 from atomic import atomic_bytes
+from errors import RecipeError
 
 INT16_MAX = 32767
 INT16_MIN = -32768
 # WSJ0 ships as NIST SPHERE ``.wv1``/``.wv2``; the public scripts expect ``.wav`` conversions.
 SPHERE_SUFFIXES = (".wv1", ".WV1", ".wv2", ".WV2", ".sph", ".SPH")
+#: The files that count as a WSJ0 utterance in a talker folder (lower case): the wav conversions,
+#: and the SPHERE originals that :func:`resolve_utterance` finds in their place.
+UTTERANCE_SUFFIXES = (".wav", ".wv1")
 
 
-class AudioFileError(ValueError):
+class AudioFileError(RecipeError):
     """A wav that is missing, unreadable, or not what the recipe needs."""
 
 

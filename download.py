@@ -12,7 +12,9 @@ Guarantees, so that a killed or failed run never leaves something a rerun would 
 - an archive is integrity-checked (``testzip`` / full tar read) and scanned for path-traversal
   members before extraction, extracted into a temporary sibling folder, checked for every
   required path, then renamed into place in one step;
-- an already complete target is used as is, without any network access.
+- an already complete target is used as is, without any network access;
+- one process at a time downloads a target (:func:`atomic.exclusive` on ``.<name>.lock`` beside
+  it): a second one waits, then finds the target complete.
 
 The Binaural-WSJ0Mix archive URL can be overridden for mirrors or offline copies with the
 environment variable ``BINAURAL_WSJ0MIX_URL`` (any ``http(s)://`` or ``file://`` URL, or a plain
@@ -40,6 +42,10 @@ from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
+from atomic import exclusive
+from layout import CATT_FOLDER
+from errors import RecipeError
+
 logger = logging.getLogger(__name__)
 
 # Base delay of the exponential backoff between retries, seconds (attempt k waits base * 2**k).
@@ -59,7 +65,7 @@ URL_ENV_VAR = "BINAURAL_WSJ0MIX_URL"
 TRANSIENT_HTTP_CODES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
-class DownloadError(RuntimeError):
+class DownloadError(RecipeError, RuntimeError):
     """A download or extraction that failed; the message names the URL/file and the fix."""
 
 
@@ -106,7 +112,7 @@ BINAURAL_WSJ0MIX_ARCHIVE = RemoteArchive(
 # integrity rests on Content-Length, the zip CRCs and the required member.
 CATT_RIRS_ARCHIVE = RemoteArchive(
     url="https://iosr.uk/software/downloads/CATT_RIRs.zip",
-    top_folder="CATT_RIRs",
+    top_folder=CATT_FOLDER,
     required=("Binaural/16k",),
 )
 
@@ -279,6 +285,20 @@ def download_file(
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive(_lock_path(dest), f"the download {dest}"):
+        return _download_locked(url, dest, sha256, size, timeout_s, retries, progress, backoff_s)
+
+
+def _lock_path(target: Path) -> Path:
+    """``.<name>.lock`` beside ``target``: held by the one process downloading it."""
+    return target.with_name(f".{target.name}.lock")
+
+
+def _download_locked(
+    url: str, dest: Path, sha256: str | None, size: int | None, timeout_s: float, retries: int, progress: bool,
+    backoff_s: float | None,
+) -> Path:
+    """:func:`download_file` once the target's lock is held."""
     part, validator_file = _part_paths(dest)
     if dest.exists() and sha256 is not None and _verify(dest, sha256, size) is None:
         return dest
@@ -435,6 +455,15 @@ def fetch_archive(archive: RemoteArchive, dest_dir: Path, *, progress: bool = Tr
     final = dest_dir / name
     if final.is_dir() and not missing_required(final, archive.required):
         return final
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    with exclusive(_lock_path(final), f"the download {final}"):
+        if final.is_dir() and not missing_required(final, archive.required):
+            return final  # another process fetched it while this one waited
+        return _fetch_locked(archive, dest_dir, name, final, progress)
+
+
+def _fetch_locked(archive: RemoteArchive, dest_dir: Path, name: str, final: Path, progress: bool) -> Path:
+    """:func:`fetch_archive` once the target's lock is held."""
     if final.exists():
         if final.is_dir() and not any(final.iterdir()):
             final.rmdir()  # An empty placeholder folder holds nothing to lose.
@@ -445,8 +474,7 @@ def fetch_archive(archive: RemoteArchive, dest_dir: Path, *, progress: bool = Tr
                 f"is left untouched: delete or rename it to download {archive.url} again, or complete it by hand."
             )
     suffix = _archive_suffix(archive.url)
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    _remove_stale_extractions(dest_dir, name)
+    _remove_stale_extractions(dest_dir, name)  # ours: the lock guarantees no other extraction
     archive_path = download_file(
         archive.url, dest_dir / f"{name}{suffix}", sha256=archive.sha256, size=archive.size, progress=progress
     )
@@ -470,10 +498,7 @@ def fetch_archive(archive: RemoteArchive, dest_dir: Path, *, progress: bool = Tr
         try:
             os.rename(extracted, final)  # Atomic: the target is either absent or complete.
         except OSError as error:
-            if final.is_dir() and not missing_required(final, archive.required):
-                pass  # Another process finished first; its copy is as good as ours.
-            else:
-                raise DownloadError(f"Cannot move the extracted {archive_path} to {final}: {error}") from error
+            raise DownloadError(f"Cannot move the extracted {archive_path} to {final}: {error}") from error
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     archive_path.unlink(missing_ok=True)

@@ -63,10 +63,12 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from audio_io import AudioFileError, check_readable, read_float, resolve_utterance, write_atomic
+from audio_io import UTTERANCE_SUFFIXES, AudioFileError, check_readable, read_float, resolve_utterance, write_atomic
 from hrtf import CIPIC_AZIMUTHS, CipicWavHRTF, HRTFError, HRTFSet, open_hrtf_set
 from metadata import active_rms, split_subjects
+from layout import SIMULATED_BRIR_FOLDER, rate_folder
 from mixing import resample, spatialize, spatialize_reverb
+from errors import RecipeError
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +81,6 @@ LEVEL_CLIP_DB: tuple[float, float] = (-45.0, 0.0)
 LEVEL_REFERENCES = ("active_rms", "rms", "mean_abs")
 #: Noise: SNR (dB) of the loudest talker to the noise, uniform in this range (the WHAM! range).
 NOISE_SNR_DB: tuple[float, float] = (-6.0, 3.0)
-AUDIO_SUFFIXES = (".wav", ".wv1")
 
 #: The listeners of the official Binaural-WSJ0Mix metadata (``hrtf_meta_{tr,cv,tt}.csv``):
 #: 27 / 9 / 9 CIPIC subjects. Dynamic mixing with CIPIC draws from ``tr`` only.
@@ -103,7 +104,7 @@ OFFICIAL_LISTENERS: dict[str, tuple[str, ...]] = {
 LISTENER_SPLITS = ("auto", "official", "own", "none")
 
 
-class DynamicMixingError(ValueError):
+class DynamicMixingError(RecipeError):
     """Dynamic mixing cannot start: bad corpus, bad options, or nothing usable to mix."""
 
 
@@ -502,7 +503,7 @@ class BrirPlacer:
             from rooms import SIMULATE, SimulatedBRIRSet, open_brir_set
 
             parent = self.download_parent
-            cache = self.cache_dir or (parent / "simulated_brirs" if parent is not None else None)
+            cache = self.cache_dir or (parent / SIMULATED_BRIR_FOLDER if parent is not None else None)
             if self.brir_dir is not None and self.brir_dir.strip().lower() == SIMULATE:
                 if cache is None:
                     raise DynamicMixingError("BRIR placer: simulated rooms need cache_dir (or download_parent)")
@@ -513,7 +514,7 @@ class BrirPlacer:
                         "BRIR placer: no brir_dir (a CATT_RIRs folder, or 'simulate') and no download_parent to "
                         "download the BRIR Sim Set into"
                     )
-                self._brirs, _ = open_brir_set(self.brir_dir, parent, cache, self.seed, progress=False)
+                self._brirs = open_brir_set(self.brir_dir, parent, cache, self.seed, progress=False)
         return self._brirs
 
     def check(self) -> None:
@@ -582,10 +583,6 @@ class AudioCatalogue:
     sample_rate: int
 
 
-def _rate_folder(sample_rate: int) -> str:
-    return f"wav{sample_rate // 1000}k" if sample_rate % 1000 == 0 else f"wav{sample_rate}hz"
-
-
 def _cached_copy_ok(copy: Path, original: Path, n_samples: int, sample_rate: int, channels: int) -> bool:
     """A resampled copy can be reused: complete (atomic writes), right shape, newer than its original."""
     try:
@@ -641,7 +638,7 @@ def build_catalogue(
             lengths.append(info.frames)
         else:
             n_samples = resampled_length(info.frames, info.samplerate, sample_rate)
-            copy = cache_root / _rate_folder(sample_rate) / Path(name).with_suffix(".wav")
+            copy = cache_root / rate_folder(sample_rate) / Path(name).with_suffix(".wav")
             if not _cached_copy_ok(copy, original, n_samples, sample_rate, info.channels):
                 todo.append((original, copy, n_samples, info.channels))
             paths.append(str(copy))
@@ -701,7 +698,7 @@ def scan_talkers(base_folder: Path, talker_folders: Sequence[str] = ("si_tr_s",)
     empty: list[Path] = []
     for talker_set in sets:
         for folder in sorted(p for p in talker_set.iterdir() if p.is_dir()):
-            stems = sorted({f.stem for f in folder.iterdir() if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES})
+            stems = sorted({f.stem for f in folder.iterdir() if f.is_file() and f.suffix.lower() in UTTERANCE_SUFFIXES})
             if not stems:
                 empty.append(folder)
                 continue

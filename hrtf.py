@@ -31,9 +31,10 @@ from scipy.io import wavfile
 from scipy.special import i0
 
 from mixing import resample
+from errors import RecipeError
 
 
-class HRTFError(ValueError):
+class HRTFError(RecipeError):
     """An HRTF request or file that cannot be served: unknown listener or direction, bad file."""
 
 

@@ -18,20 +18,16 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from atomic import atomic_path, atomic_text
-from audio_io import check_readable
-
-SPLITS = ("tr", "cv", "tt")
-FREQS = ("8k", "16k")
-MODES = ("min", "max")
-SAMPLE_RATES = {"8k": 8000, "16k": 16000}
-WSJ0_RATE = 16000
+from audio_io import UTTERANCE_SUFFIXES, check_readable
+from errors import RecipeError
+from layout import FREQS, MODES, SAMPLE_RATES, SPLITS, WSJ0_RATE
 # WSJ0-2mix: training and validation talkers come from si_tr_s, test talkers (unseen) from these.
 TALKER_SETS = {"tr": ("si_tr_s",), "cv": ("si_tr_s",), "tt": ("si_dt_05", "si_et_05")}
 # Published listener split: 27 / 9 / 9 of the 45 CIPIC subjects.
 SUBJECT_FRACTIONS = {"tr": 27 / 45, "cv": 9 / 45}
 
 
-class MetadataError(ValueError):
+class MetadataError(RecipeError):
     """Metadata that is missing, inconsistent, or refers to files that do not exist."""
 
 
@@ -97,6 +93,41 @@ def metadata_paths(metadata_dir: Path, n_spks: int, split: str) -> dict[str, Pat
     }
 
 
+def npz_keys(path: Path) -> list[str]:
+    """The array names of an npz file, read from its zip directory (no array is loaded)."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return list(npz.files)
+    except (OSError, ValueError) as error:
+        raise MetadataError(f"{path}: unreadable npz file ({error}); restore it from the metadata release") from error
+
+
+def read_npz(path: Path, keys: Iterable[str]) -> dict[str, np.ndarray]:
+    """The numeric arrays ``keys`` of an npz file, read without unpickling anything.
+
+    The official scaling files also hold an object array (``utterance_id``) that only a pickle can
+    restore; it is never read (the CSVs carry the same ids), so a crafted one cannot run code.
+
+    Raises
+    ------
+    MetadataError
+        The file is unreadable, lacks a key, or a key holds objects instead of numbers.
+    """
+    keys = list(keys)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            lacking = [key for key in keys if key not in npz.files]
+            if lacking:
+                raise MetadataError(f"{path}: missing key(s) {lacking}")
+            return {key: npz[key] for key in keys}
+    except MetadataError:
+        raise
+    except (OSError, ValueError, EOFError) as error:  # ValueError: an object array, or not an npz
+        raise MetadataError(
+            f"{path}: unreadable numeric arrays {keys} ({error}); restore it from the metadata release"
+        ) from error
+
+
 def _read_csv(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as handle:
         return list(csv.DictReader(handle))
@@ -140,12 +171,9 @@ def load_split(
         + [f"{name}{k}" for name in ("azimuth", "elevation", "elevation_index") for k in talkers],
     )
     hrtf_by_name = {row["utterance_id"]: row for row in hrtf_rows}
-    with np.load(paths["scaling"], allow_pickle=True) as npz:
-        keys = {(freq, mode): f"scaling_wsjmix_{freq}_{mode}" for freq in freqs for mode in modes}
-        lacking = [key for key in keys.values() if key not in npz.files]
-        if lacking:
-            raise MetadataError(f"{paths['scaling']}: missing key(s) {lacking}")
-        scaling = {fm: np.asarray(npz[key], dtype=np.float64) for fm, key in keys.items()}
+    keys = {(freq, mode): f"scaling_wsjmix_{freq}_{mode}" for freq in freqs for mode in modes}
+    arrays = read_npz(paths["scaling"], keys.values())
+    scaling = {fm: np.asarray(arrays[key], dtype=np.float64) for fm, key in keys.items()}
     for key, matrix in scaling.items():
         if matrix.shape != (len(filenames), n_spks):
             raise MetadataError(
@@ -201,7 +229,7 @@ def list_talkers(wsj_root: Path, folders: Sequence[str]) -> dict[str, list[str]]
             files = sorted(
                 f"wsj0/{folder}/{talker_dir.name}/{f.name}"
                 for f in talker_dir.iterdir()
-                if f.suffix.lower() in (".wav", ".wv1")
+                if f.suffix.lower() in UTTERANCE_SUFFIXES
             )
             if files:
                 talkers.setdefault(talker_dir.name, []).extend(files)

@@ -41,6 +41,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from atomic import atomic_text
+from errors import RecipeError
 
 METRIC_NAMES = ["snr", "snr_i", "si_snr", "si_snr_i", "sdr", "sdr_i", "delta_ITD", "delta_ITD_fine", "delta_ILD"]
 METRIC_UNITS = {
@@ -66,7 +67,7 @@ MAX_SPEAKERS = 6
 AUDIO_SUFFIXES = (".wav", ".flac")
 
 
-class MetricsInputError(ValueError):
+class MetricsInputError(RecipeError):
     """Signals or files that cannot be scored as they are; the message says which and how to fix."""
 
 

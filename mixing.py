@@ -16,8 +16,7 @@ import numpy as np
 from scipy.signal import fftconvolve, firwin, resample_poly
 
 from audio_io import read_int16_first_channel, resolve_utterance
-
-WSJ0_RATE = 16000
+from layout import WSJ0_RATE
 
 
 @lru_cache(maxsize=None)

@@ -46,14 +46,16 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import istft, resample_poly, stft
 
-from atomic import atomic_path, atomic_text
+from atomic import atomic_path, atomic_text, exclusive
 from audio_io import AudioFileError, check_readable, resolve_utterance
 from download import DownloadError, RemoteArchive, download_file, fetch_archive
+from errors import RecipeError
+from layout import SAMPLE_RATES, SPLITS, WSJ0_RATE
 from mixing import fix_length, resample, wham_speech_sources
 
 logger = logging.getLogger(__name__)
 
-NOISE_RATE = 16000
+NOISE_RATE = WSJ0_RATE  # DEMAND at 16 kHz, as the utterances
 PUBLIC_NOISE_SEED = 28
 # constants.py of the public scripts.
 NUM_BANDS = 1
@@ -100,10 +102,9 @@ DEMAND_16K_ARCHIVES = {
     "TMETRO": (126_589_090, "95daf4df678e13b120e14211e6d89571"),
 }
 DEMAND_48K_ONLY = ("SCAFE",)
-DEMAND_FOLDER = "DEMAND"
 
 
-class NoiseError(ValueError):
+class NoiseError(RecipeError):
     """Noise corpus or noise metadata that is missing, inconsistent or unusable."""
 
 
@@ -269,6 +270,17 @@ def ensure_demand(
     root = Path(download_root)
     environments = sorted({environment_of(n) for n in names})
     todo = [e for e in environments if any(not (root / e / f"ch{c:02d}.wav").exists() for c in channels)]
+    if not todo:
+        return root
+    root.mkdir(parents=True, exist_ok=True)
+    with exclusive(root / ".demand.lock", f"the DEMAND download into {root}"):
+        _download_environments(root, environments, channels, progress)
+    return root
+
+
+def _download_environments(root: Path, environments: Sequence[str], channels: Sequence[int], progress: bool) -> None:
+    """Fetch the environments that lack a channel (the caller holds the download lock)."""
+    todo = [e for e in environments if any(not (root / e / f"ch{c:02d}.wav").exists() for c in channels)]
     for environment in todo:
         logger.info("downloading DEMAND %s into %s", environment, root)
         try:
@@ -286,7 +298,6 @@ def ensure_demand(
     staging = root / ".downloads"
     if staging.is_dir() and not any(staging.iterdir()):
         staging.rmdir()
-    return root
 
 
 def check_recordings(root: Path, names: Iterable[str], channels: Sequence[int]) -> tuple[dict[str, int], dict[str, int]]:
@@ -494,30 +505,43 @@ def save_public_segments(cache_dir: Path, segments: Mapping[str, Mapping[str, No
 
 
 def load_wham_scaling(
-    scaling_path: Path, names: Sequence[str], freqs: Sequence[str], modes: Sequence[str]
+    scaling_path: Path, ids: Sequence[str], freqs: Sequence[str], modes: Sequence[str]
 ) -> dict[str, tuple[dict, dict, int]]:
     """``{output_filename: (speech_gains, noise_gains, speech_start_16k)}`` from a scaling npz.
 
-    Raises:
-        NoiseError: a WHAM! key is missing, or a mixture has no row.
+    Arguments
+    ---------
+    ids : sequence of str
+        The mixtures' ``output_filename`` in the rows' order, from the split's filenames CSV (the
+        npz's own ``utterance_id`` is compared with them only when it is a plain string array: the
+        official one is an object array, which only an unpickling load could read).
+
+    Raises
+    ------
+    NoiseError
+        A WHAM! key is missing, or the npz rows do not match the CSV's.
     """
+    from metadata import MetadataError, npz_keys, read_npz
+
     keys = [f"scaling_wham_{kind}_{f}_{m}" for kind in ("speech", "noise") for f in freqs for m in modes]
-    with np.load(scaling_path, allow_pickle=True) as npz:
-        lacking = [k for k in keys + ["speech_start_sample_16k", "utterance_id"] if k not in npz.files]
-        if lacking:
-            raise NoiseError(
-                f"{scaling_path}: missing key(s) {lacking}; the noisy variant needs the WHAM! scaling keys of the "
-                "public metadata (or draw them with --own_metadata)"
-            )
-        ids = [str(u) for u in npz["utterance_id"]]
-        row = {name: i for i, name in enumerate(ids)}
-        arrays = {k: np.asarray(npz[k]) for k in keys}
-        starts = np.asarray(npz["speech_start_sample_16k"])
+    lacking = [k for k in keys + ["speech_start_sample_16k"] if k not in npz_keys(scaling_path)]
+    if lacking:
+        raise NoiseError(
+            f"{scaling_path}: missing key(s) {lacking}; the noisy variant needs the WHAM! scaling keys of the "
+            "public metadata (or draw them with --own_metadata)"
+        )
+    arrays = read_npz(scaling_path, keys + ["speech_start_sample_16k"])
+    try:
+        stored = [str(u) for u in read_npz(scaling_path, ["utterance_id"])["utterance_id"]]
+    except MetadataError:  # absent, or an object array (official): the CSV's order stands
+        stored = None
+    if stored is not None and stored != list(ids):
+        raise NoiseError(f"{scaling_path}: its utterance_id rows are not those of the split's filenames CSV")
+    starts = arrays["speech_start_sample_16k"]
+    if len(starts) != len(ids):
+        raise NoiseError(f"{scaling_path}: {len(starts)} rows for the {len(ids)} mixtures of the filenames CSV")
     result = {}
-    for name in names:
-        if name not in row:
-            raise NoiseError(f"{scaling_path}: no utterance_id {name!r}")
-        i = row[name]
+    for i, name in enumerate(ids):
         speech = {(f, m): arrays[f"scaling_wham_speech_{f}_{m}"][i] for f in freqs for m in modes}
         noise = {(f, m): arrays[f"scaling_wham_noise_{f}_{m}"][i] for f in freqs for m in modes}
         result[name] = (speech, noise, int(starts[i]))
@@ -654,7 +678,6 @@ def draw_noise(
     1, and both are lowered together when an output (the binaural ones when ``hrtf_set`` is given)
     would peak above 0.95 (WHAM!'s rule).
     """
-    from metadata import SAMPLE_RATES, SPLITS
     from mixing import load_source, place_in_noise, spatialize, wham_mixtures
 
     rng = np.random.default_rng([seed, SPLITS.index(split), PUBLIC_NOISE_SEED])
@@ -703,8 +726,9 @@ def draw_noise(
 def add_wham_keys(scaling_path: Path, infos: Mapping[str, NoiseInfo], freqs: Sequence[str], modes: Sequence[str]) -> None:
     """Add the WHAM! keys (``scaling_wham_{speech,noise}_<f>_<m>``, ``speech_start_sample_16k``) of
     ``infos`` to an own-mode scaling npz, in its ``utterance_id`` order (atomically)."""
-    with np.load(scaling_path, allow_pickle=True) as npz:
-        arrays = {k: npz[k] for k in npz.files}
+    from metadata import npz_keys, read_npz
+
+    arrays = read_npz(scaling_path, npz_keys(scaling_path))  # own-mode files: numbers and strings only
     ids = [str(u) for u in arrays["utterance_id"]]
     for f in freqs:
         for m in modes:

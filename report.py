@@ -41,6 +41,7 @@ from scipy.signal import spectrogram
 
 from atomic import atomic_path
 from metrics import METRIC_UNITS
+from errors import RecipeError
 
 REPORT_NAME = "report.md"
 RESULTS_CSV = "test_results.csv"
@@ -61,7 +62,7 @@ LABELS = {
 DISTRIBUTIONS = ("snr_i", "delta_ITD", "delta_ILD")
 
 
-class ReportError(ValueError):
+class ReportError(RecipeError):
     """A results folder the report cannot be made from."""
 
 

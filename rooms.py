@@ -34,12 +34,14 @@ from scipy.signal import fftconvolve, sosfiltfilt
 from atomic import atomic_path, atomic_text
 from audio_io import AudioFileError, check_readable, read_float
 from download import CATT_RIRS_ARCHIVE, DownloadError, RemoteArchive, fetch_archive
+from errors import RecipeError
+from layout import CATT_FOLDER, SPLITS, WSJ0_RATE
 from metadata import binaural_file_name
 from mixing import resample
 
 logger = logging.getLogger(__name__)
 
-BRIR_RATE = 16000
+BRIR_RATE = WSJ0_RATE  # the BRIR Sim Set's rate
 BRIR_AZIMUTHS = tuple(range(-90, 91, 5))
 REVERB_TIMES = tuple(f"{k // 10}_{k % 10}s" for k in range(0, 11))  # 0_0s .. 1_0s
 # Reverb times per split of the public metadata (disjoint); own mode draws from the same sets.
@@ -55,7 +57,7 @@ REVERB_META_COLUMNS = ("utterance_id", "reverb_time", "azimuth1", "azimuth2")
 REVERB_MODES = ("per_ear", "published")
 
 
-class BRIRError(ValueError):
+class BRIRError(RecipeError):
     """A BRIR request or file that cannot be served."""
 
 
@@ -127,7 +129,7 @@ class BRIRSet(abc.ABC):
 def catt_root(path: str | Path) -> Path:
     """The folder holding ``<rt>/CATT_<rt>_<az>.wav``, given it, ``CATT_RIRs/`` or its parent."""
     path = Path(path).expanduser()
-    for candidate in (path, path.joinpath(*CATT_SUBFOLDER), path / "CATT_RIRs" / Path(*CATT_SUBFOLDER)):
+    for candidate in (path, path.joinpath(*CATT_SUBFOLDER), path / CATT_FOLDER / Path(*CATT_SUBFOLDER)):
         if candidate.is_dir() and any(candidate.glob("*/CATT_*.wav")):
             return candidate
     raise BRIRFileNotFoundError(
@@ -458,25 +460,12 @@ def _simulate_one(arguments: tuple) -> None:
 
 def open_brir_set(
     spec: str | Path | None, download_parent: Path, cache_dir: Path, seed: int = 0, progress: bool = True
-) -> tuple[BRIRSet, str]:
-    """The BRIR set named by ``--brir_dir``: ``"simulate"``, a local BRIR Sim Set, or None (download).
-
-    Returns:
-        the set and a spec string a worker process can reopen it from.
-    """
+) -> BRIRSet:
+    """The BRIR set named by ``--brir_dir``: ``"simulate"``, a local BRIR Sim Set, or None (download)."""
     if spec is not None and str(spec).strip().lower() == SIMULATE:
-        return SimulatedBRIRSet(cache_dir, seed), f"{SIMULATE}:{cache_dir}:{seed}"
+        return SimulatedBRIRSet(cache_dir, seed)
     if spec is None:
         spec = ensure_catt(download_parent, progress)
-    brirs = CattBRIRSet(spec)
-    return brirs, str(brirs.root)
-
-
-def reopen_brir_set(spec: str) -> BRIRSet:
-    """Inverse of the spec string :func:`open_brir_set` returns (for worker processes)."""
-    if spec.startswith(f"{SIMULATE}:"):
-        cache_dir, seed = spec[len(SIMULATE) + 1 :].rsplit(":", 1)
-        return SimulatedBRIRSet(cache_dir, int(seed))
     return CattBRIRSet(spec)
 
 
@@ -519,7 +508,7 @@ def load_reverb_split(
     Raises:
         MetadataError: a file, column, key or row is missing (named).
     """
-    from metadata import MetadataError
+    from metadata import MetadataError, read_npz
 
     metadata_dir = Path(metadata_dir)
     filenames_path = metadata_dir / f"mix_2_spk_filenames_{split}.csv"
@@ -542,12 +531,9 @@ def load_reverb_split(
         if not table or any(c not in table[0] for c in columns):
             raise MetadataError(f"{path}: expected the columns {', '.join(columns)}")
     meta = {r["utterance_id"]: r for r in meta_rows}
-    with np.load(scaling_path, allow_pickle=True) as npz:
-        keys = {(f, m): f"scaling_wsjmix_{f}_{m}" for f in freqs for m in modes}
-        lacking = [k for k in keys.values() if k not in npz.files]
-        if lacking:
-            raise MetadataError(f"{scaling_path}: missing key(s) {lacking}")
-        scaling = {fm: np.asarray(npz[k], dtype=np.float64) for fm, k in keys.items()}
+    keys = {(f, m): f"scaling_wsjmix_{f}_{m}" for f in freqs for m in modes}
+    arrays = read_npz(scaling_path, keys.values())
+    scaling = {fm: np.asarray(arrays[k], dtype=np.float64) for fm, k in keys.items()}
     for (f, m), matrix in scaling.items():
         if matrix.shape != (len(rows), 2):
             raise MetadataError(f"{scaling_path}: scaling_wsjmix_{f}_{m} has shape {matrix.shape}, expected ({len(rows)}, 2)")
@@ -572,8 +558,6 @@ def draw_reverb_meta(
     """Own-mode rows ``(utterance_id, reverb_time, azimuth1, azimuth2)``: a reverb time of the split's
     set (:data:`PUBLIC_REVERB_TIMES`, disjoint across splits) and two distinct azimuths of -90..90 by 5,
     deterministic from ``seed``."""
-    from metadata import SPLITS
-
     times = tuple(reverb_times or PUBLIC_REVERB_TIMES[split])
     rng = np.random.default_rng([seed, SPLITS.index(split), 60])
     rows = []

@@ -53,6 +53,7 @@ from audio_io import AudioFileError, read_float, write_atomic
 from binaural_tasnet import BinauralTasNet, published_recoverables
 from mixing import resample
 from streaming import NotStreamableError, StreamingTasNet, algorithmic_latency, model_context
+from errors import RecipeError
 
 __all__ = [
     "BinauralSeparator",
@@ -77,7 +78,7 @@ AUDIO_SUFFIXES = (".wav", ".flac")
 PCM_PEAK = 0.999  # headroom below full scale for PCM output
 
 
-class SeparationError(ValueError):
+class SeparationError(RecipeError):
     """Bad input or setup (missing experiment, checkpoint, model); the message names the fix."""
 
 

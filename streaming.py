@@ -49,6 +49,7 @@ from speechbrain.nnet.CNN import get_padding_elem
 from torch import nn
 
 from binaural_tasnet import BinauralTasNet, IndependentTasNet, ParallelTasNet
+from errors import RecipeError
 
 __all__ = [
     "NotStreamableError",
@@ -63,7 +64,7 @@ __all__ = [
 LN_EPS = 1e-8
 
 
-class NotStreamableError(ValueError):
+class NotStreamableError(RecipeError):
     """The model looks at future samples (or has a layer this module cannot stream)."""
 
 

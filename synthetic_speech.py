@@ -47,9 +47,9 @@ import soundfile as sf
 from scipy.signal import butter, fftconvolve, sosfilt
 from scipy.signal.windows import hann, tukey
 
-from atomic import atomic_text
-from atomic import remove_partial_files
+from atomic import atomic_text, exclusive, remove_partial_files
 from audio_io import write_atomic
+from errors import RecipeError
 from metadata import active_rms
 
 logger = logging.getLogger(__name__)
@@ -57,6 +57,8 @@ logger = logging.getLogger(__name__)
 # Bump when the synthesis changes: the bytes change, so an old corpus must not be mixed with new files.
 GENERATOR_VERSION = 1
 CORPUS_JSON = "corpus.json"
+#: Held by the one process writing a corpus root (see atomic.exclusive).
+CORPUS_LOCK = ".synthetic_wsj0.lock"
 # WSJ0 talker sets the recipe reads, in a fixed order (the order enters the random seeds), and the
 # first letter of their talker ids.
 TALKER_SETS: dict[str, str] = {"si_tr_s": "t", "si_dt_05": "d", "si_et_05": "e"}
@@ -114,7 +116,7 @@ STOPS: dict[str, tuple[float, float, float, str, bool]] = {
 }
 
 
-class SyntheticCorpusError(ValueError):
+class SyntheticCorpusError(RecipeError):
     """Parameters that cannot make a corpus, or a root that holds another one."""
 
 
@@ -660,7 +662,18 @@ def make_synthetic_wsj0(
     talkers = {p.talker: p.to_json() for s in sets for p in profiles[s]}
 
     root = Path(root)
-    wsj0 = root / "wsj0"
+    root.mkdir(parents=True, exist_ok=True)
+    with exclusive(root / CORPUS_LOCK, f"the synthetic corpus {root / 'wsj0'}"):  # one writer at a time
+        _write_corpus(root / "wsj0", parameters, talkers, sets, profiles, int(utterances_per_talker), duration,
+                      int(sample_rate), int(seed))
+    return root
+
+
+def _write_corpus(
+    wsj0: Path, parameters: dict, talkers: dict, sets: Sequence[str], profiles: Mapping[str, list],
+    utterances_per_talker: int, duration: tuple[float, float], sample_rate: int, seed: int,
+) -> None:
+    """:func:`make_synthetic_wsj0` once the corpus's lock is held: claim, clean up, write what lacks."""
     _claim_root(wsj0, parameters, talkers)
     removed = remove_partial_files(wsj0)
     if removed:
@@ -671,11 +684,11 @@ def make_synthetic_wsj0(
     for talker_set in sets:
         for talker_index, profile in enumerate(profiles[talker_set]):
             folder = wsj0 / talker_set / profile.talker
-            for utterance_index in range(int(utterances_per_talker)):
+            for utterance_index in range(utterances_per_talker):
                 path = folder / f"{utterance_id(profile.talker, utterance_index)}.wav"
                 if path.exists():
                     expected = _draw_length(
-                        _utterance_rng(int(seed), talker_set, talker_index, utterance_index), duration, int(sample_rate)
+                        _utterance_rng(seed, talker_set, talker_index, utterance_index), duration, sample_rate
                     )
                     try:
                         info = sf.info(str(path))
@@ -685,14 +698,13 @@ def make_synthetic_wsj0(
                     if complete:
                         kept += 1
                         continue
-                samples = make_utterance(profile, talker_index, utterance_index, int(seed), duration, int(sample_rate))
-                write_atomic(path, samples, int(sample_rate), subtype="PCM_16")
+                samples = make_utterance(profile, talker_index, utterance_index, seed, duration, sample_rate)
+                write_atomic(path, samples, sample_rate, subtype="PCM_16")
                 written += 1
     logger.info(
         "synthetic WSJ0 under %s: %d wav(s) written, %d kept, %.1f s",
         wsj0, written, kept, time.perf_counter() - started,
     )
-    return root
 
 
 def load_talkers(root: str | os.PathLike) -> dict[str, dict]:

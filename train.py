@@ -14,9 +14,10 @@ The YAML file is the whole experiment: the separator (``Model``, one of the clas
 ``binaural_tasnet``), its lobes, the loss, the optimiser, the augmentations and every number.
 This script never looks at ``experiment_name``; it only runs the stages:
 
-1. data: when ``data_folder`` does not hold the mixtures yet, generate them from ``wsj_root``
-   (``create_binaural_wsj0mix``, the variant the YAML's ``data_variant`` names: clean, noise or
-   reverb), then write the CSV manifests (``prepare_data``), both on the main process only; with
+1. data: make sure ``data_folder`` holds the complete dataset the YAML's ``dataset_options``
+   describe (:func:`dataset.ensure_dataset`: its record says which parts are complete; what lacks
+   is generated from ``wsj_root``, a folder made with other options is refused), then write the CSV
+   manifests (``prepare_data``), both on the main process only; with
    ``dynamic_mixing: True`` the training mixtures are made on the fly instead (the YAML's
    ``dynamic_mixing_dataset``), validation and test stay the generated ones;
 2. training (:class:`Separation`, a SpeechBrain ``Brain``): negative SNR with permutation-invariant
@@ -30,11 +31,10 @@ in dB (negative SNR, lower is better).
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
-import importlib
 import logging
 import os
-import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -46,18 +46,14 @@ from speechbrain.dataio import audio_io as sb_audio_io
 from speechbrain.utils.distributed import if_main_process, is_distributed_initialized, run_on_main
 from speechbrain.utils.logger import get_logger
 
+from dataset import GenerationOptions, ensure_dataset
+from errors import RecipeError
+from layout import SPLITS, freq_name
+
 logger = get_logger(__name__)
 
-#: The splits of the dataset: training, validation, test.
-SPLITS: tuple[str, ...] = ("tr", "cv", "tt")
 #: Checkpoint meta key holding the validation SNR in dB (higher is better).
 CKPT_KEY = "valid_snr"
-#: Written in ``data_folder`` while the generator runs: a folder with it is not finished.
-GENERATION_MARKER = ".binaural_wsj0mix_generation_in_progress"
-
-
-class RecipeError(ValueError):
-    """Bad input or state (a missing file, folder or checkpoint); the message names it and the fix."""
 
 
 # ==================================================================================================
@@ -357,183 +353,29 @@ def save_binaural_wav(path: Path, signal: np.ndarray | torch.Tensor, sample_rate
 # ==================================================================================================
 
 
-def freq_name(sample_rate: int) -> str:
-    """The dataset's folder name of a rate: 8000 -> ``"8k"``, 16000 -> ``"16k"``."""
-    names = {8000: "8k", 16000: "16k"}
-    if sample_rate not in names:
-        raise RecipeError(
-            f"sample_rate: {sample_rate} Hz is not a rate of Binaural WSJ0-mix; use 8000 or 16000"
-        )
-    return names[sample_rate]
-
-
-def _nonempty_dir(path: Path) -> bool:
-    return path.is_dir() and any(not p.name.startswith(".") for p in path.iterdir())
-
-
-#: The data variants (``data_variant`` in the hparams file), as ``create_binaural_wsj0mix --variant``:
-#: clean (HRIRs), noise (WHAM!-style DEMAND noise added to the clean binaural talkers), reverb
-#: (binaural room impulse responses; the targets are the reverberant binaural talkers).
-DATA_VARIANTS: tuple[str, ...] = ("clean", "noise", "reverb")
-#: The folder of a split holding the mixtures the model hears, per variant (the noisy variant
-#: trains on ``mix_both``, talkers + noise, with the dry binaural talkers ``s1``/``s2`` as targets).
-MIXTURE_FOLDERS = {"clean": "mix", "noise": "mix_both", "reverb": "mix"}
-#: Reverberant mixtures are named ``<rt>_<utt1>_<az1>_<utt2>_<az2>.wav`` (``0_3s_...``); clean ones
-#: start with the listener (``subject08_...``).
-_REVERB_NAME = re.compile(r"^\d+_\d+s_")
-
-
-def data_variant(hparams: dict) -> str:
-    """The hparams file's ``data_variant``, checked against the talker count."""
-    variant = hparams.get("data_variant", "clean")
-    if variant not in DATA_VARIANTS:
-        raise RecipeError(f"data_variant: {variant!r} is not one of {', '.join(DATA_VARIANTS)}")
-    if variant != "clean" and hparams["num_spks"] != 2:
-        raise RecipeError(
-            f"data_variant: {variant} is a two-talker data set (as published), but num_spks is {hparams['num_spks']}"
-        )
-    return variant
-
-
-def stored_variant(split_folder: Path) -> str | None:
-    """Which variant's mixtures a generated split folder holds (None: none yet).
-
-    ``mix_both/``: noise; ``mix/`` with ``<rt>_...`` names: reverb; other ``mix/``: clean.
-    """
-    if _nonempty_dir(split_folder / MIXTURE_FOLDERS["noise"]):
-        return "noise"
-    mixtures = split_folder / "mix"
-    if not _nonempty_dir(mixtures):
-        return None
-    first = min(p.name for p in mixtures.iterdir() if not p.name.startswith("."))
-    return "reverb" if _REVERB_NAME.match(first) else "clean"
-
-
-def generation_options(hparams: dict) -> dict:
-    """The keyword arguments of ``create_binaural_wsj0mix`` the hparams file sets (besides the
-    folders, talker count, rates, length modes and splits), ``variant`` and its options included."""
-    variant = data_variant(hparams)
-    options = {
-        "metadata_dir": hparams["metadata_dir"],
-        "hrtf_dir": hparams["hrtf_dir"],
-        "own_metadata": hparams["own_metadata"],
-        "n_mixtures": hparams["n_mixtures"],
-        "seed": hparams["generation_seed"],
-        "num_workers": hparams["num_workers"],
-        "repo_dir": hparams["datasets_generation"],
-        "variant": variant,
-    }
-    if variant == "noise":
-        options |= {"noise_root": hparams["noise_root"], "binaural_noise": hparams["binaural_noise"]}
-    elif variant == "reverb":
-        options |= {"brir_dir": hparams["brir_dir"], "reverb_mode": hparams["reverb_mode"]}
-    return options
-
-
-def manifest_options(hparams: dict) -> dict:
-    """The keyword arguments of ``prepare_binaural_wsj0mix`` that depend on the data variant: the
-    noisy variant's manifests list ``mix_both`` as the mixture and carry a ``noise_wav`` column."""
-    variant = data_variant(hparams)
-    return {"mix_folder": MIXTURE_FOLDERS[variant], "noise_folder": "noise" if variant == "noise" else None}
-
-
-def missing_data(
-    data_folder: Path,
-    n_spks: int,
-    freqs: Sequence[str],
-    modes: Sequence[str],
-    splits: Sequence[str],
-    variant: str = "clean",
-) -> list[Path]:
-    """Folders of ``data_folder`` that a complete dataset of ``variant`` would have and this one lacks.
-
-    An empty list means the data is there. A folder the generator was writing when it was
-    interrupted counts as missing (the generator resumes it).
+def dataset_options(hparams: dict, splits: Sequence[str]) -> GenerationOptions:
+    """The YAML's ``dataset_options`` (:class:`dataset.GenerationOptions`) for the ``splits`` this run needs.
 
     Raises
     ------
     RecipeError
-        The folder holds mixtures of another number of talkers, or of another data variant (the
-        generator would keep the other variant's finished files and mix them with its own).
+        The hparams file declares no ``dataset_options`` (one written before the dataset record),
+        or its rates and length modes do not hold ``sample_rate`` and ``length_mode``.
     """
-    data_folder = Path(data_folder)
-    missing: list[Path] = []
-    interrupted = (data_folder / GENERATION_MARKER).exists()
-    for freq in freqs:
-        for mode in modes:
-            for split in splits:
-                base = data_folder / f"wav{freq}" / mode / split
-                mixtures = base / MIXTURE_FOLDERS[variant]
-                stored = stored_variant(base)
-                if stored not in (None, variant):
-                    raise RecipeError(
-                        f"{base} holds {stored} mixtures but data_variant is {variant}: give each data variant "
-                        "its own --data_folder"
-                    )
-                if _nonempty_dir(mixtures):
-                    extra = base / f"s{n_spks + 1}"
-                    if _nonempty_dir(extra):
-                        raise RecipeError(
-                            f"{base} holds mixtures of more than {n_spks} talkers ({extra} exists) but "
-                            f"num_spks is {n_spks}; give each talker count its own --data_folder"
-                        )
-                    absent = [base / f"s{k}" for k in range(1, n_spks + 1) if not (base / f"s{k}").is_dir()]
-                    if absent and not interrupted:
-                        raise RecipeError(
-                            f"{base} holds mixtures without {absent[0].name}/ but num_spks is {n_spks}: "
-                            "it is another talker count's data; give each talker count its own --data_folder"
-                        )
-                if interrupted or not _nonempty_dir(mixtures):
-                    missing.append(mixtures)
-    return missing
-
-
-def generate_missing_data(
-    data_folder: str | Path,
-    wsj_root: str | Path,
-    n_spks: int,
-    freqs: Sequence[str],
-    modes: Sequence[str],
-    splits: Sequence[str],
-    generator_options: dict,
-) -> None:
-    """Generate the dataset into ``data_folder`` unless it is already there (main process only).
-
-    ``generator_options`` go to ``create_binaural_wsj0mix`` (:func:`generation_options`:
-    metadata_dir, hrtf_dir, own_metadata, n_mixtures, seed, num_workers, repo_dir, variant and its
-    options). The generator skips finished files, so an interrupted generation resumes; a marker
-    file tells the next run that it did not finish.
-    """
-    data_folder = Path(data_folder)
-    variant = generator_options.get("variant", "clean")
-    missing = missing_data(data_folder, n_spks, freqs, modes, splits, variant)
-    if not missing:
-        logger.info(f"Binaural WSJ0-{n_spks}mix found in {data_folder}")
-        return
-    wsj = Path(wsj_root)
-    if not (wsj / "wsj0").is_dir():
+    options = hparams.get("dataset_options")
+    if not isinstance(options, GenerationOptions):
         raise RecipeError(
-            f"{data_folder} does not hold the mixtures yet ({missing[0]} is missing) and --wsj_root "
-            f"{wsj} has no wsj0/ folder to generate them from; point --wsj_root at the folder that "
-            "contains wsj0/, or --data_folder at generated data"
+            "the hparams file has no `dataset_options: !new:dataset.GenerationOptions` (with `data_variant: "
+            "!new:data_variants.CleanVariant` or another variant): add them as hparams/convtasnet-parallel.yaml has them"
         )
-    from create_binaural_wsj0mix import create_binaural_wsj0mix  # heavy: only when generating
-
-    logger.info(f"Generating Binaural WSJ0-{n_spks}mix ({', '.join(splits)}) from {wsj} into {data_folder}")
-    data_folder.mkdir(parents=True, exist_ok=True)
-    marker = data_folder / GENERATION_MARKER
-    marker.touch()
-    create_binaural_wsj0mix(
-        wsj,
-        data_folder,
-        datafreqs=list(freqs),
-        datamodes=list(modes),
-        n_spks=n_spks,
-        splits=list(splits),
-        progress=sys.stderr.isatty(),
-        **generator_options,
-    )
-    marker.unlink()
+    freq = freq_name(hparams["sample_rate"])
+    if freq not in options.freqs:
+        raise RecipeError(f"sample_rate {hparams['sample_rate']} needs '{freq}' in data_freqs (got {list(options.freqs)})")
+    if hparams["length_mode"] not in options.modes:
+        raise RecipeError(f"length_mode {hparams['length_mode']} must be one of data_modes {list(options.modes)}")
+    if options.n_spks != hparams["num_spks"]:
+        raise RecipeError(f"dataset_options has n_spks={options.n_spks} but num_spks is {hparams['num_spks']}")
+    return dataclasses.replace(options, splits=tuple(splits), progress=sys.stderr.isatty())
 
 
 def read_binaural(path: str, sample_rate: int) -> torch.Tensor:
@@ -618,43 +460,40 @@ def dynamic_mixing_factory(hparams: dict) -> Callable[[], torch.utils.data.Datas
     return factory
 
 
-def training_set(hparams: dict, static_train: torch.utils.data.Dataset) -> torch.utils.data.Dataset:
+def training_set(
+    hparams: dict, static_train: torch.utils.data.Dataset, options: GenerationOptions
+) -> torch.utils.data.Dataset:
     """The training data: the static manifest's dataset, or the dynamic-mixing one when asked for.
 
-    The dynamic-mixing dataset is the YAML's factory, with two adjustments: with own metadata its
-    listeners are the training heads of the own split (``listener_split="own"``; the official
-    CIPIC split would let own-mode validation/test heads into training), and the noisy variant's
-    noise is diotic when the generated data's is (``binaural_noise: none``, as published). The
-    noisy variant must find its noise (``noise_folder_dm``). Start-up errors name the file and the fix.
+    The dynamic-mixing dataset is the YAML's factory, with what the data set adds to it: with own
+    metadata its listeners are the training heads of the own split (``listener_split="own"``; the
+    official CIPIC split would let own-mode validation/test heads into training), and the data
+    variant's own options (:meth:`data_variants.DataVariant.dynamic_mixing_options`, e.g. diotic
+    noise when the generated noise is). Start-up errors name the file and the fix.
     """
     if not hparams["dynamic_mixing"]:
         return static_train
     factory = dynamic_mixing_factory(hparams)
-    variant = data_variant(hparams)
-    options = {"listener_split": "own"} if hparams["own_metadata"] else {}
-    if variant != "reverb" and hparams["hrtf_dir"] is not None and str(hparams["hrtf_dir"]) != str(hparams["hrtf_dm"]):
+    variant = options.variant
+    arguments = {"listener_split": "own"} if options.own_metadata else {}
+    arguments |= variant.dynamic_mixing_options()
+    if variant.uses_hrtf and options.hrtf_dir is not None and str(options.hrtf_dir) != str(hparams["hrtf_dm"]):
         logger.warning(
             f"dynamic mixing places the talkers with hrtf_dm={hparams['hrtf_dm']}, but the data was generated with "
-            f"hrtf_dir={hparams['hrtf_dir']}: set --hrtf_dm to the same HRTF set to train on the heads you test on"
+            f"hrtf_dir={options.hrtf_dir}: set --hrtf_dm to the same HRTF set to train on the heads you test on"
         )
-    if variant == "noise":
-        # The same noise in both ears when the generated data has it so (binaural_noise: none).
-        options["diotic_noise"] = str(hparams["binaural_noise"]).lower() in ("none", "false", "")
-    if variant == "noise" and not Path(hparams["noise_folder_dm"]).is_dir():
+    noise_folder = getattr(factory, "keywords", {}).get("noise_folder")
+    if noise_folder is not None and not Path(noise_folder).is_dir():
         raise RecipeError(
-            f"noise_folder_dm={hparams['noise_folder_dm']}: no such folder. Dynamic mixing adds the DEMAND noise of "
+            f"noise_folder_dm={noise_folder}: no such folder. Dynamic mixing adds the DEMAND noise of "
             "the training environments (noise_files_dm) from there: set --noise_folder_dm to your DEMAND copy "
             "(the --noise_root the data was generated with)"
         )
-    from dynamic_mixing import DynamicMixingError
-    from rooms import BRIRError
-
     try:
-        dataset = factory(**options)
-    except (DynamicMixingError, BRIRError) as error:
+        dataset = factory(**arguments)
+    except RecipeError as error:
         raise RecipeError(f"dynamic mixing: {error}") from error
-    if variant == "noise" and getattr(dataset, "noise_catalogue", True) is None:
-        raise RecipeError("data_variant is noise but dynamic_mixing_dataset adds no noise: bind its noise_folder")
+    variant.check_dynamic_mixing(dataset)
     placer = getattr(dataset, "placer", None)
     logger.info(f"dynamic mixing: training on {dataset!r}" + (f", talkers placed by {placer!r}" if placer else ""))
     return dataset
@@ -982,15 +821,7 @@ def run(hparams_file: str, hparams: dict, run_opts, overrides: str) -> None:
     )
     n_spks = hparams["num_spks"]
     splits = ("tt",) if test_only else SPLITS
-    freq = freq_name(hparams["sample_rate"])
-    if freq not in hparams["data_freqs"]:
-        raise RecipeError(
-            f"sample_rate {hparams['sample_rate']} needs '{freq}' in data_freqs (got {hparams['data_freqs']})"
-        )
-    if hparams["length_mode"] not in hparams["data_modes"]:
-        raise RecipeError(
-            f"length_mode {hparams['length_mode']} must be one of data_modes {hparams['data_modes']}"
-        )
+    options = dataset_options(hparams, splits)
     if not test_only and hparams["dynamic_mixing"]:
         dynamic_mixing_factory(hparams)  # fail before generating anything if it cannot work
 
@@ -1002,17 +833,10 @@ def run(hparams_file: str, hparams: dict, run_opts, overrides: str) -> None:
         # keeps what is already there, so a rerun reuses it.
         if hparams.get("make_corpus") is not None:
             run_on_main(hparams["make_corpus"])
+        # The dataset's checks and its generation live beside the generator: one call.
         run_on_main(
-            generate_missing_data,
-            kwargs={
-                "data_folder": hparams["data_folder"],
-                "wsj_root": hparams["wsj_root"],
-                "n_spks": n_spks,
-                "freqs": hparams["data_freqs"],
-                "modes": hparams["data_modes"],
-                "splits": splits,
-                "generator_options": generation_options(hparams),
-            },
+            ensure_dataset,
+            kwargs={"wsj_root": hparams["wsj_root"], "output_root": hparams["data_folder"], "options": options},
         )
         run_on_main(
             prepare_binaural_wsj0mix,
@@ -1020,10 +844,10 @@ def run(hparams_file: str, hparams: dict, run_opts, overrides: str) -> None:
                 "datapath": hparams["data_folder"],
                 "savepath": hparams["save_folder"],
                 "n_spks": n_spks,
-                "freq": freq,
+                "freq": freq_name(hparams["sample_rate"]),
                 "mode": hparams["length_mode"],
                 "splits": splits,
-                **manifest_options(hparams),
+                "variant": options.variant,
             },
         )
 
@@ -1040,7 +864,7 @@ def run(hparams_file: str, hparams: dict, run_opts, overrides: str) -> None:
         checkpointer=checkpointer,
     )
     if not test_only:
-        train_data = training_set(hparams, datasets["tr"])
+        train_data = training_set(hparams, datasets["tr"], options)
         separator.train_dataset = train_data  # on_stage_start calls its set_epoch, if it has one
         # PaddedBatch explicitly: SpeechBrain picks it only for its own DynamicItemDataset.
         train_opts = {"collate_fn": sb.dataio.batch.PaddedBatch} | hparams["dataloader_opts"]
@@ -1085,7 +909,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         run(hparams_file, hparams, run_opts, overrides)
         finished = True
-    except _input_errors() as error:
+    except RecipeError as error:
         if logging.getLogger().handlers:  # the experiment's log.txt exists: keep the reason there too
             logger.error(str(error))
         print(f"train.py: error: {error}", file=sys.stderr)
@@ -1099,27 +923,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 torch.distributed.barrier()
             torch.distributed.destroy_process_group()
     return 0
-
-
-def _input_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that mean bad input (their messages name the file and the fix): no traceback."""
-    errors: list[type[BaseException]] = [RecipeError]
-    for module, name in (
-        ("prepare_data", "ManifestError"),
-        ("metadata", "MetadataError"),
-        ("hrtf", "HRTFError"),
-        ("audio_io", "AudioFileError"),
-        ("download", "DownloadError"),
-        ("noise", "NoiseError"),
-        ("rooms", "BRIRError"),
-        ("dynamic_mixing", "DynamicMixingError"),
-        ("synthetic_speech", "SyntheticCorpusError"),
-    ):
-        try:
-            errors.append(getattr(importlib.import_module(module), name))
-        except (ImportError, AttributeError):
-            pass
-    return tuple(errors)
 
 
 if __name__ == "__main__":

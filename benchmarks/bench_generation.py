@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from create_binaural_wsj0mix import create_binaural_wsj0mix, default_workers  # noqa: E402
+from dataset import GenerationOptions  # noqa: E402
 from synthetic_speech import make_synthetic_wsj0  # noqa: E402
 
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -39,10 +40,10 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 def timed_run(wsj_root: Path, output: Path, metadata: Path, hrtf: str, n: int, workers: int) -> float:
     """Seconds to build the ``tr`` split from existing metadata with ``workers`` processes."""
     start = time.perf_counter()
-    create_binaural_wsj0mix(
-        wsj_root, output, splits=["tr"], metadata_dir=metadata, hrtf_dir=hrtf, own_metadata=True,
-        n_mixtures={"tr": n}, num_workers=workers, progress=False,
-    )
+    create_binaural_wsj0mix(wsj_root, output, GenerationOptions(
+        splits=["tr"], metadata_dir=metadata, hrtf_dir=hrtf, own_metadata=True, n_mixtures={"tr": n},
+        num_workers=workers, progress=False,
+    ))
     return time.perf_counter() - start
 
 

@@ -5,7 +5,10 @@ import hashlib
 import http.server
 import io
 import tarfile
+import subprocess
+import sys
 import threading
+import time
 import urllib.request
 import zipfile
 from dataclasses import dataclass, field, replace
@@ -64,6 +67,11 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def contents(folder: Path) -> list[Path]:
+    """What ``folder`` holds, but the (hidden, persistent) lock files of one-writer-at-a-time."""
+    return sorted(p for p in folder.iterdir() if not (p.name.startswith(".") and p.name.endswith(".lock")))
+
+
 def leftovers(folder: Path) -> list[str]:
     """Temporary files/folders a download or extraction could leave behind."""
     return sorted(
@@ -80,6 +88,7 @@ class ServerState:
     support_range: bool = True
     truncate_first: int = 0  # this many first GETs send half the body under the full length
     fail_first_503: int = 0  # this many first GETs answer 503
+    chunk_delay_s: float = 0.0  # a slow link: the body goes out in 64 KiB chunks, this long apart
     requests: list[dict[str, str]] = field(default_factory=list)
 
 
@@ -122,7 +131,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             state.truncate_first -= 1
             body = body[: len(body) // 2]
             self.close_connection = True
-        self.wfile.write(body)
+        if not state.chunk_delay_s:
+            self.wfile.write(body)
+            return
+        for start in range(0, len(body), 1 << 16):
+            self.wfile.write(body[start : start + (1 << 16)])
+            time.sleep(state.chunk_delay_s)
 
 
 @pytest.fixture
@@ -305,7 +319,7 @@ def test_ensure_downloads_verifies_and_extracts(tmp_path: Path) -> None:
     for rel, data in files.items():
         assert (target / rel).read_bytes() == data
     # Atomicity: only the result remains, no archive, ``.part`` or staging folder.
-    assert [p.name for p in data_folder.iterdir()] == [TOP]
+    assert [p.name for p in contents(data_folder)] == [TOP]
 
 
 def test_ensure_with_the_real_files(
@@ -331,7 +345,36 @@ def test_ensure_over_http_into_a_renamed_target(tmp_path: Path, server: tuple[st
     target = tmp_path / "data" / "binaural_repo"
     ensure_binaural_wsj0mix_repo(target, archive=repo_archive(f"{base}/main.zip"), progress=False)
     assert (target / "metadata" / "hrtf_meta_tr.csv").is_file()
-    assert [p.name for p in target.parent.iterdir()] == ["binaural_repo"]
+    assert [p.name for p in contents(target.parent)] == ["binaural_repo"]
+
+
+TWO_AT_ONCE = """
+import sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from download import RemoteArchive, ensure_binaural_wsj0mix_repo
+archive = RemoteArchive(url=sys.argv[2], top_folder=sys.argv[3], required=tuple(sys.argv[5:]))
+ensure_binaural_wsj0mix_repo(Path(sys.argv[4]), archive=archive, progress=False)
+"""
+
+
+def test_two_downloads_at_once_fetch_the_archive_once(tmp_path: Path, server: tuple[str, ServerState]) -> None:
+    """Two runs needing the public archive at the same time shared one .part file (1 failure in 3)."""
+    base, state = server
+    files = fake_repo_files() | {"CIPIC_hrtf_database/wav_database/big.bin": bytes(range(256)) * 4096}  # 1 MiB
+    state.files["/main.zip"] = make_zip(tmp_path / "served.zip", files).read_bytes()
+    state.chunk_delay_s = 0.02  # ~0.3 s per transfer: the two runs overlap
+    target = tmp_path / "data" / "Binaural-WSJ0Mix-main"
+    command = [sys.executable, "-c", TWO_AT_ONCE, str(Path(download.__file__).parent), f"{base}/main.zip", TOP,
+               str(target), *BINAURAL_WSJ0MIX_ARCHIVE.required]
+    runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    outputs = [run.communicate(timeout=120)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    assert [r["path"] for r in state.requests] == ["/main.zip"]  # the second waited, then found it complete
+    assert any("being written by another run" in output for output in outputs), outputs
+    for rel, data in files.items():
+        assert (target / rel).read_bytes() == data
+    assert leftovers(target.parent) == []
 
 
 def test_complete_target_downloads_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -376,7 +419,7 @@ def test_corrupt_archive_is_rejected_and_deleted(tmp_path: Path, damage: str) ->
         ensure_binaural_wsj0mix_repo(data_folder / TOP, archive=repo_archive(source.as_uri()), progress=False)
     assert str(data_folder / f"{TOP}.zip") in str(info.value)
     # Nothing half-extracted, and the bad archive is gone so a rerun downloads again.
-    assert list(data_folder.iterdir()) == []
+    assert contents(data_folder) == []
 
 
 def test_missing_required_member_is_rejected(tmp_path: Path) -> None:
@@ -387,14 +430,14 @@ def test_missing_required_member_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(DownloadError) as info:
         ensure_binaural_wsj0mix_repo(data_folder / TOP, archive=repo_archive(source.as_uri()), progress=False)
     assert "metadata/hrtf_meta_tr.csv" in str(info.value) and f"{TOP}.zip" in str(info.value)
-    assert list(data_folder.iterdir()) == []
+    assert contents(data_folder) == []
 
 
 def test_wrong_top_folder_is_rejected(tmp_path: Path) -> None:
     source = make_zip(tmp_path / "main.zip", fake_repo_files(), top="BinauralWSJ0Mix-master")
     with pytest.raises(DownloadError, match="top folder 'BinauralWSJ0Mix-main'"):
         ensure_binaural_wsj0mix_repo(tmp_path / "data" / TOP, archive=repo_archive(source.as_uri()), progress=False)
-    assert list((tmp_path / "data").iterdir()) == []
+    assert contents(tmp_path / "data") == []
 
 
 @pytest.mark.parametrize("member", [f"{TOP}/../../evil.txt", "/tmp/evil.txt", f"{TOP}\\..\\..\\evil.txt"])
@@ -405,7 +448,7 @@ def test_zip_slip_member_is_rejected(tmp_path: Path, member: str) -> None:
     data_folder = tmp_path / "a" / "b" / "data"
     with pytest.raises(DownloadError, match="unsafe member"):
         ensure_binaural_wsj0mix_repo(data_folder / TOP, archive=repo_archive(source.as_uri()), progress=False)
-    assert list(data_folder.iterdir()) == []
+    assert contents(data_folder) == []
     assert not any(p.name == "evil.txt" for p in tmp_path.rglob("*"))
 
 
@@ -428,7 +471,7 @@ def test_empty_target_folder_and_stale_staging_are_replaced(tmp_path: Path) -> N
     (stale / "half").mkdir(parents=True)
     ensure_binaural_wsj0mix_repo(target, archive=repo_archive(source.as_uri()), progress=False)
     assert (target / "metadata" / "scaling_tr.npz").is_file()
-    assert [p.name for p in data_folder.iterdir()] == [TOP]
+    assert [p.name for p in contents(data_folder)] == [TOP]
 
 
 def test_url_can_be_overridden_by_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -463,7 +506,7 @@ def test_tar_gz_archive_without_top_folder(tmp_path: Path) -> None:
     folder = fetch_archive(archive, tmp_path / "noise", progress=False)
     assert folder == tmp_path / "noise" / "DKITCHEN_16k"
     assert (folder / "ch02.wav").read_bytes() == b"b"
-    assert [p.name for p in folder.parent.iterdir()] == ["DKITCHEN_16k"]
+    assert [p.name for p in contents(folder.parent)] == ["DKITCHEN_16k"]
 
 
 def test_tar_with_a_link_is_rejected(tmp_path: Path) -> None:
@@ -471,7 +514,7 @@ def test_tar_with_a_link_is_rejected(tmp_path: Path) -> None:
     archive = RemoteArchive(url=source.as_uri(), top_folder=None, required=("ch01.wav",))
     with pytest.raises(DownloadError, match="links are not allowed"):
         fetch_archive(archive, tmp_path / "noise", progress=False)
-    assert list((tmp_path / "noise").iterdir()) == []
+    assert contents(tmp_path / "noise") == []
 
 
 def test_unknown_archive_type_is_reported(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +17,9 @@ import soundfile as sf
 from scipy.io import wavfile
 from scipy.signal import fftconvolve, resample_poly
 
-from conftest import PROJECT_ROOT
+from conftest import PROJECT_ROOT, official_subset, wsj_tree_for
 from create_binaural_wsj0mix import create_binaural_wsj0mix
+from dataset import DatasetMismatchError, GenerationOptions
 from metadata import MetadataError, load_split, metadata_paths
 from prepare_data import ManifestError, prepare_binaural_wsj0mix
 
@@ -48,36 +50,6 @@ def public_chain(wsj_root: Path, hrtf_root: Path, row: dict, gains, mode: str, s
     return [sum(out).astype(np.int16)] + [b.astype(np.int16) for b in out]
 
 
-def official_subset(official_metadata_dir: Path, dest: Path, n_spks: int, split: str, rows: int) -> Path:
-    """The first ``rows`` official mixtures of a split, in the official formats."""
-    src = metadata_paths(official_metadata_dir, n_spks, split)
-    dst = metadata_paths(dest, n_spks, split)
-    dest.mkdir(parents=True, exist_ok=True)
-    with open(src["filenames"]) as handle:
-        lines = handle.readlines()[: rows + 1]
-    dst["filenames"].write_text("".join(lines))
-    names = {line.split(",")[0] for line in lines[1:]}
-    with open(src["hrtf"]) as handle:
-        header, *body = handle.readlines()
-    dst["hrtf"].write_text(header + "".join(line for line in body if line.split(",")[0] in names))
-    with np.load(src["scaling"], allow_pickle=True) as npz:
-        np.savez(dst["scaling"], **{key: npz[key][:rows] for key in npz.files})
-    return dest
-
-
-def wsj_tree_for(metadata_dir: Path, speech_dir: Path, dest: Path, n_spks: int, split: str) -> Path:
-    """Put real 16 kHz speech at every path the metadata names."""
-    voices = sorted(speech_dir.glob("spk*_snt*.wav"))
-    with open(metadata_paths(metadata_dir, n_spks, split)["filenames"]) as handle:
-        rows = list(csv.DictReader(handle))
-    for i, row in enumerate(rows):
-        for k in range(n_spks):
-            target = dest / row[f"s{k + 1}_path"]
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(voices[(i * n_spks + k) % len(voices)], target)
-    return dest
-
-
 @pytest.fixture(scope="module")
 def official_2spk(official_metadata_dir, speech_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("official2")
@@ -95,9 +67,9 @@ def test_official_mode_equals_the_public_chain(
         metadata = official_subset(official_metadata_dir, tmp_path / "metadata", 3, "tt", 2)
         wsj = wsj_tree_for(metadata, speech_dir, tmp_path / "wsj", 3, "tt")
     out = tmp_path / "out"
-    create_binaural_wsj0mix(
-        wsj, out, n_spks=n_spks, splits=["tt"], metadata_dir=metadata, hrtf_dir=cipic_dir, num_workers=1, progress=False
-    )
+    create_binaural_wsj0mix(wsj, out, GenerationOptions(
+        n_spks=n_spks, splits=["tt"], metadata_dir=metadata, hrtf_dir=cipic_dir, num_workers=1, progress=False,
+    ))
     with open(metadata_paths(metadata, n_spks, "tt")["filenames"]) as handle:
         rows = list(csv.DictReader(handle))
     with open(metadata_paths(metadata, n_spks, "tt")["hrtf"]) as handle:
@@ -151,9 +123,9 @@ def test_missing_utterances_are_reported_before_anything_is_written(official_2sp
     for victim in victims:
         victim.unlink()
     with pytest.raises(MetadataError, match=r"not found.*1 other utterance.*Nothing was written"):
-        create_binaural_wsj0mix(
-            broken, tmp_path / "out", splits=["tt"], metadata_dir=metadata, hrtf_dir=cipic_dir, progress=False
-        )
+        create_binaural_wsj0mix(broken, tmp_path / "out", GenerationOptions(
+            splits=["tt"], metadata_dir=metadata, hrtf_dir=cipic_dir, progress=False,
+        ))
     assert not (tmp_path / "out").exists()
 
 
@@ -164,9 +136,9 @@ def test_wrong_sample_rate_is_reported(official_2spk, cipic_dir, tmp_path):
     victim = sorted(broken.rglob("*.wav"))[0]
     sf.write(victim, np.zeros(8000, dtype=np.int16), 8000)
     with pytest.raises(MetadataError, match=rf"{victim.name}: sample rate 8000 Hz, expected 16000"):
-        create_binaural_wsj0mix(
-            broken, tmp_path / "out", splits=["tt"], metadata_dir=metadata, hrtf_dir=cipic_dir, progress=False
-        )
+        create_binaural_wsj0mix(broken, tmp_path / "out", GenerationOptions(
+            splits=["tt"], metadata_dir=metadata, hrtf_dir=cipic_dir, progress=False,
+        ))
 
 
 @pytest.mark.parametrize("column,value,message", [("subject", "subject999", "subject999"), ("azimuth1", "7", "7")])
@@ -183,17 +155,19 @@ def test_unknown_subject_or_azimuth_is_reported(official_2spk, cipic_dir, tmp_pa
         writer.writeheader()
         writer.writerows(rows)
     with pytest.raises(MetadataError, match=rf"{rows[1]['utterance_id']}.*{message}.*Nothing was written"):
-        create_binaural_wsj0mix(wsj, tmp_path / "out", splits=["tt"], metadata_dir=local, hrtf_dir=cipic_dir)
+        create_binaural_wsj0mix(wsj, tmp_path / "out", GenerationOptions(
+            splits=["tt"], metadata_dir=local, hrtf_dir=cipic_dir,
+        ))
     assert not (tmp_path / "out").exists()
 
 
 def test_own_mode_draws_shareable_metadata_and_builds_from_it(tiny_wsj_root, tmp_path):
     out = tmp_path / "own"
-    kwargs = dict(
-        n_spks=2, datafreqs=["8k"], datamodes=["min"], own_metadata=True, n_mixtures={"tr": 4, "cv": 2, "tt": 2},
+    options = GenerationOptions(
+        n_spks=2, freqs=["8k"], modes=["min"], own_metadata=True, n_mixtures={"tr": 4, "cv": 2, "tt": 2},
         seed=3, hrtf_dir="spherical", num_workers=1, progress=False,
     )
-    written = create_binaural_wsj0mix(tiny_wsj_root, out, **kwargs)
+    written = create_binaural_wsj0mix(tiny_wsj_root, out, options)
     assert written == {"tr": 4, "cv": 2, "tt": 2}
     specs = {split: load_split(out / "metadata", 2, split, ["8k"], ["min"]) for split in ("tr", "cv", "tt")}
     listeners = {split: {s.subject for s in specs[split]} for split in specs}
@@ -212,22 +186,22 @@ def test_own_mode_draws_shareable_metadata_and_builds_from_it(tiny_wsj_root, tmp
             assert rate == 8000 and data.shape[1] == 2 and np.abs(data).max() > 1000
     # Deterministic from the seed: a second draw elsewhere gives the same metadata files.
     again = tmp_path / "again"
-    create_binaural_wsj0mix(tiny_wsj_root, again, **kwargs)
+    create_binaural_wsj0mix(tiny_wsj_root, again, options)
     for split in specs:
         for kind, path in metadata_paths(out / "metadata", 2, split).items():
             if kind != "scaling":
                 assert path.read_bytes() == metadata_paths(again / "metadata", 2, split)[kind].read_bytes()
     # A different draw into the same metadata folder is refused rather than mixed in.
-    with pytest.raises(MetadataError, match="already holds own metadata"):
-        create_binaural_wsj0mix(tiny_wsj_root, out, **(kwargs | {"seed": 4}))
+    with pytest.raises(DatasetMismatchError, match=r"seed=3, but this run asks for seed=4"):
+        create_binaural_wsj0mix(tiny_wsj_root, out, replace(options, seed=4))
 
 
 def test_manifests_list_every_mixture_with_real_durations(tiny_wsj_root, tmp_path):
     out = tmp_path / "data"
-    create_binaural_wsj0mix(
-        tiny_wsj_root, out, datafreqs=["8k"], datamodes=["min"], own_metadata=True,
-        n_mixtures={"tr": 3, "cv": 1, "tt": 1}, num_workers=1, progress=False,
-    )
+    create_binaural_wsj0mix(tiny_wsj_root, out, GenerationOptions(
+        freqs=["8k"], modes=["min"], own_metadata=True, n_mixtures={"tr": 3, "cv": 1, "tt": 1}, num_workers=1,
+        progress=False,
+    ))
     paths = prepare_binaural_wsj0mix(out, tmp_path / "csv", n_spks=2, freq="8k", mode="min")
     with open(paths["tr"]) as handle:
         rows = list(csv.DictReader(handle))
@@ -310,10 +284,14 @@ def test_official_mode_without_local_copies_downloads_the_public_archive(
                 bundle.write(wav, f"{top}/CIPIC_hrtf_database/wav_database/{subject}/{wav.name}")
     monkeypatch.setenv("BINAURAL_WSJ0MIX_URL", archive.as_uri())
     out = tmp_path / "data" / "2speakers"
-    create_binaural_wsj0mix(wsj, out, datafreqs=["8k"], datamodes=["min"], splits=["tt"], num_workers=1, progress=False)
+    create_binaural_wsj0mix(wsj, out, GenerationOptions(
+        freqs=["8k"], modes=["min"], splits=["tt"], num_workers=1, progress=False,
+    ))
     repo = tmp_path / "data" / "Binaural-WSJ0Mix-main"
     assert (repo / "metadata" / "hrtf_meta_tt.csv").exists()
     assert len(list((out / "wav8k" / "min" / "tt" / "mix").iterdir())) == N_ROWS
     # Second run: the folder is there, nothing is downloaded (the URL now points nowhere).
     monkeypatch.setenv("BINAURAL_WSJ0MIX_URL", "http://127.0.0.1:9/none.zip")
-    create_binaural_wsj0mix(wsj, out, datafreqs=["8k"], datamodes=["min"], splits=["tt"], num_workers=1, progress=False)
+    create_binaural_wsj0mix(wsj, out, GenerationOptions(
+        freqs=["8k"], modes=["min"], splits=["tt"], num_workers=1, progress=False,
+    ))

@@ -2,6 +2,7 @@
 keep the published defaults, and differ only where they should."""
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.run_opts import RunOptions
 
 import binaural_tasnet
+import data_variants
+from errors import RecipeError
 
 HPARAMS_DIR = PROJECT_ROOT / "hparams"
 #: The published variants (other files may add, e.g., a causal one; every check below runs on all).
@@ -165,7 +168,8 @@ def test_the_data_key_allowance_is_per_file_and_per_key():
     assert _common_part(noise, allowed) == _common_part(reference, allowed)
     assert _common_part(noise.replace("lr: 0.00015", "lr: 0.001"), allowed) != _common_part(reference, allowed)
     assert _common_part(noise) != _common_part(reference)  # not allowed without the per-file key set
-    tampered = reference.replace("data_variant: clean", "data_variant: clean\nnoise_root: null")
+    tampered = reference.replace("data_variant: !new:data_variants.CleanVariant",
+                                 "data_variant: !new:data_variants.CleanVariant\nnoise_root: null")
     assert _common_part(tampered) != _common_part(reference)
 
 
@@ -210,7 +214,7 @@ def test_dynamic_mixing_is_wired_in_every_file(name, tmp_path):
     assert args["training_signal_len"] == hp["training_signal_len_dm"] == 32000
     assert args["epoch_size"] == hp["epoch_size_dm"] and args["cache_dir"] == str(tmp_path / "data") + "/dynamic_mixing_cache"
     assert hp["hrtf_dm"] == hp["datasets_generation"] + "/CIPIC_hrtf_database/wav_database"
-    variant = hp["data_variant"]
+    variant = hp["data_variant"].name
     assert variant == {"convtasnet-parallel-noise": "noise", "convtasnet-parallel-reverb": "reverb"}.get(name, "clean")
     assert ("noise_folder" in args) == (variant == "noise") and ("placer" in args) == (variant == "reverb")
     if variant == "noise":
@@ -225,22 +229,27 @@ def test_dynamic_mixing_is_wired_in_every_file(name, tmp_path):
 
 
 def test_variant_generation_defaults(tmp_path):
+    """Each file's dataset_options: its variant object, with the generator's defaults, and every data key."""
     import train
 
     noise = load("convtasnet-parallel-noise", tmp_path, **TINY)
-    options = train.generation_options(noise)
-    assert (options["variant"], options["noise_root"], options["binaural_noise"]) == ("noise", None, "none")
-    assert train.manifest_options(noise) == {"mix_folder": "mix_both", "noise_folder": "noise"}
+    options = train.dataset_options(noise, ["tt"])
+    assert options.variant == data_variants.NoiseVariant(noise_root=None, binaural_noise="none")
+    assert options.splits == ("tt",) and options.variant is noise["data_variant"]
+    assert (options.freqs, options.modes, options.n_spks) == (("8k",), ("min",), 2)
+    assert options.repo_dir == noise["datasets_generation"] and not options.own_metadata
     reverb = load("convtasnet-parallel-reverb", tmp_path, **TINY)
-    options = train.generation_options(reverb)
-    assert (options["variant"], options["brir_dir"], options["reverb_mode"]) == ("reverb", None, "per_ear")
-    assert train.manifest_options(reverb) == {"mix_folder": "mix", "noise_folder": None}
-    clean = load("convtasnet-parallel", tmp_path, **TINY)
-    assert train.generation_options(clean)["variant"] == "clean" and "noise_root" not in train.generation_options(clean)
-    with pytest.raises(train.RecipeError, match="two-talker"):
-        train.generation_options(load("convtasnet-parallel-3spk", tmp_path, **TINY) | {"data_variant": "noise"})
-    with pytest.raises(train.RecipeError, match="not one of"):
-        train.data_variant(clean | {"data_variant": "noisy"})
+    assert train.dataset_options(reverb, ["tt"]).variant == data_variants.ReverbVariant(None, "per_ear", room_seed=0)
+    clean = load("convtasnet-parallel", tmp_path, **TINY, n_mixtures={"tr": 4, "cv": 2, "tt": 1}, generation_seed=7)
+    options = train.dataset_options(clean, train.SPLITS)
+    assert options.variant == data_variants.CleanVariant() and (options.seed, options.n_mixtures["cv"]) == (7, 2)
+    three = load("convtasnet-parallel-3spk", tmp_path, **TINY)
+    with pytest.raises(RecipeError, match="two-talker"):
+        dataclasses.replace(three["dataset_options"], variant=data_variants.NoiseVariant())
+    with pytest.raises(RecipeError, match="data_freqs"):
+        train.dataset_options(load("convtasnet-parallel", tmp_path, **TINY, sample_rate=16000), ["tt"])
+    with pytest.raises(RecipeError, match="no `dataset_options"):
+        train.dataset_options({k: v for k, v in clean.items() if k != "dataset_options"}, ["tt"])
 
 
 @pytest.mark.parametrize("name", ALL_FILES)

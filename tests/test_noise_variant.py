@@ -13,34 +13,16 @@ import soundfile as sf
 from scipy.io import wavfile
 from scipy.signal import coherence, fftconvolve, resample_poly
 
+from conftest import demand_tree, official_subset, wsj_tree_for
 from create_binaural_wsj0mix import create_binaural_wsj0mix, parse_args
+from data_variants import NoiseVariant
+from dataset import GenerationOptions
 from download import DownloadError
 from metadata import metadata_paths
 from noise import DEMAND_URL_ENV_VAR, NoiseError, ensure_demand, read_noise_meta
-from test_generator import official_subset, wsj_tree_for
 
 ROWS = {"tr": 2, "cv": 2, "tt": 3}
 FOLDERS = ["mix_clean", "mix_single", "mix_both", "s1", "s2", "noise"]
-
-
-def demand_tree(noise_dir: Path, file_splits: Path, dest: Path) -> Path:
-    """A DEMAND-shaped tree of the real noise recordings: ``<ENV>/ch01.wav`` and ``ch02.wav`` for every
-    environment ``file_splits.csv`` names (the four recordings long enough for an utterance, reused;
-    the second microphone is the recording played backwards: as long, and different)."""
-    recordings = [noise_dir / f"noise{k}.wav" for k in (1, 3, 4, 5)]
-    reversed_dir = dest / ".second_microphone"
-    reversed_dir.mkdir(parents=True, exist_ok=True)
-    for recording in recordings:
-        data, rate = sf.read(str(recording), dtype="int16")
-        sf.write(str(reversed_dir / recording.name), data[::-1], rate, subtype="PCM_16")
-    with open(file_splits) as handle:
-        environments = [row["Filename"].split("/")[1] for row in csv.DictReader(handle)]
-    for i, environment in enumerate(environments):
-        (dest / environment).mkdir(parents=True, exist_ok=True)
-        recording = recordings[i % len(recordings)]
-        os.symlink(recording, dest / environment / "ch01.wav")
-        os.symlink(reversed_dir / recording.name, dest / environment / "ch02.wav")
-    return dest
 
 
 @pytest.fixture(scope="module")
@@ -55,10 +37,8 @@ def noisy_official(official_metadata_dir, speech_dir, noise_dir, tmp_path_factor
     shutil.copy(official_metadata_dir / "file_splits.csv", metadata / "file_splits.csv")
     demand = demand_tree(noise_dir, metadata / "file_splits.csv", root / "demand")
     out = root / "out"
-    create_binaural_wsj0mix(
-        root / "wsj", out, splits=["tt"], metadata_dir=metadata, hrtf_dir=Path(official_metadata_dir).parent
-        / "CIPIC_hrtf_database" / "wav_database", num_workers=1, progress=False, variant="noise", noise_root=demand,
-    )
+    create_binaural_wsj0mix(root / "wsj", out, GenerationOptions(variant=NoiseVariant(noise_root=demand), splits=["tt"], metadata_dir=metadata, hrtf_dir=Path(official_metadata_dir).parent
+        / "CIPIC_hrtf_database" / "wav_database", num_workers=1, progress=False))
     return metadata, root / "wsj", demand, out
 
 
@@ -203,10 +183,10 @@ def test_a_noise_segment_too_short_for_the_speech_start_is_extended(noisy_offici
     arrays["speech_start_sample_16k"][0] = start
     np.savez(scaling, **arrays)
     out = tmp_path / "out"
-    create_binaural_wsj0mix(
-        wsj, out, datafreqs=["16k"], splits=["tt"], metadata_dir=local, hrtf_dir=cipic_dir, num_workers=1,
-        progress=False, variant="noise", noise_root=demand,
-    )
+    create_binaural_wsj0mix(wsj, out, GenerationOptions(
+        variant=NoiseVariant(noise_root=demand), freqs=["16k"], splits=["tt"], metadata_dir=local, hrtf_dir=cipic_dir,
+        num_workers=1, progress=False,
+    ))
     folder = out / "wav16k" / "max" / "tt"
     noise, _ = sf.read(str(folder / "noise" / _name(meta)), dtype="float32")
     s1, _ = sf.read(str(folder / "s1" / _name(meta)))
@@ -224,10 +204,10 @@ def test_a_noise_segment_too_short_for_the_speech_start_is_extended(noisy_offici
 def test_binaural_noise_gives_two_different_ears(noisy_official, cipic_dir, tmp_path, mode):
     metadata, wsj, demand, published = noisy_official
     out = tmp_path / mode
-    create_binaural_wsj0mix(
-        wsj, out, datafreqs=["16k"], datamodes=["max"], splits=["tt"], metadata_dir=metadata, hrtf_dir=cipic_dir,
-        num_workers=1, progress=False, variant="noise", noise_root=demand, binaural_noise=mode,
-    )
+    create_binaural_wsj0mix(wsj, out, GenerationOptions(
+        variant=NoiseVariant(noise_root=demand, binaural_noise=mode), freqs=["16k"], modes=["max"], splits=["tt"],
+        metadata_dir=metadata, hrtf_dir=cipic_dir, num_workers=1, progress=False,
+    ))
     for wav in (out / "wav16k" / "max" / "tt" / "noise").iterdir():
         noise, _ = sf.read(str(wav))
         left_published, _ = sf.read(str(published / "wav16k" / "max" / "tt" / "noise" / wav.name))
@@ -246,12 +226,12 @@ def test_binaural_noise_gives_two_different_ears(noisy_official, cipic_dir, tmp_
 
 def test_own_mode_draws_noise_in_the_official_formats(tiny_wsj_root, noise_dir, official_metadata_dir, tmp_path):
     demand = demand_tree(noise_dir, official_metadata_dir / "file_splits.csv", tmp_path / "demand")
-    kwargs = dict(
-        datafreqs=["8k"], datamodes=["min"], own_metadata=True, n_mixtures={"tr": 3, "cv": 1, "tt": 2}, seed=5,
-        num_workers=1, progress=False, variant="noise", noise_root=demand,
+    options = GenerationOptions(
+        variant=NoiseVariant(noise_root=demand), freqs=["8k"], modes=["min"], own_metadata=True,
+        n_mixtures={"tr": 3, "cv": 1, "tt": 2}, seed=5, num_workers=1, progress=False,
     )
     out = tmp_path / "own"
-    written = create_binaural_wsj0mix(tiny_wsj_root, out, **kwargs)
+    written = create_binaural_wsj0mix(tiny_wsj_root, out, options)
     assert written == {"tr": 3, "cv": 1, "tt": 2}
     metadata = out / "metadata"
     assert (metadata / "file_splits.csv").exists()
@@ -277,7 +257,7 @@ def test_own_mode_draws_noise_in_the_official_formats(tiny_wsj_root, noise_dir, 
             assert np.max(np.abs(sf.read(str(wav))[0])) < 1.0
     # Deterministic from the seed.
     again = tmp_path / "again"
-    create_binaural_wsj0mix(tiny_wsj_root, again, **kwargs)
+    create_binaural_wsj0mix(tiny_wsj_root, again, options)
     for split in ("tr", "cv", "tt"):
         assert (metadata / f"noise_meta_{split}.csv").read_bytes() == (
             again / "metadata" / f"noise_meta_{split}.csv"
@@ -294,18 +274,18 @@ def test_a_missing_demand_recording_is_reported_before_anything_is_written(noisy
     shutil.copytree(demand, partial, symlinks=True)
     (partial / "TCAR" / "ch01.wav").unlink()
     with pytest.raises(NoiseError, match=r"TCAR/ch01\.wav.*zenodo.*Nothing was written"):
-        create_binaural_wsj0mix(
-            wsj, tmp_path / "out", splits=["tt"], metadata_dir=metadata, hrtf_dir=cipic_dir, progress=False,
-            variant="noise", noise_root=partial,
-        )
+        create_binaural_wsj0mix(wsj, tmp_path / "out", GenerationOptions(
+            variant=NoiseVariant(noise_root=partial), splits=["tt"], metadata_dir=metadata, hrtf_dir=cipic_dir,
+            progress=False,
+        ))
     assert not (tmp_path / "out").exists()
     (partial / "TCAR" / "ch01.wav").symlink_to(demand / "TCAR" / "ch01.wav")
     (partial / "TBUS" / "ch02.wav").unlink()
     with pytest.raises(NoiseError, match=r"TBUS/ch02\.wav"):
-        create_binaural_wsj0mix(
-            wsj, tmp_path / "out", splits=["tt"], metadata_dir=metadata, hrtf_dir=cipic_dir, progress=False,
-            variant="noise", noise_root=partial, binaural_noise=True,
-        )
+        create_binaural_wsj0mix(wsj, tmp_path / "out", GenerationOptions(
+            variant=NoiseVariant(noise_root=partial, binaural_noise=True), splits=["tt"], metadata_dir=metadata,
+            hrtf_dir=cipic_dir, progress=False,
+        ))
     assert not (tmp_path / "out").exists()
 
 

@@ -14,7 +14,10 @@ from pyroomacoustics.experimental import measure_rt60
 from scipy.io import wavfile
 from scipy.signal import fftconvolve, resample_poly
 
+from conftest import official_subset, wsj_tree_for
 from create_binaural_wsj0mix import create_binaural_wsj0mix, parse_args
+from data_variants import ReverbVariant
+from dataset import GenerationOptions
 from download import DownloadError
 from metadata import MetadataError, metadata_paths
 from mixing import convolve_brir, convolve_brir_published, direct_path_onset, spatialize_reverb
@@ -26,7 +29,6 @@ from rooms import (
     ensure_catt,
     simulate_brir,
 )
-from test_generator import official_subset, wsj_tree_for
 
 BRIR_TAPS = 3000
 
@@ -176,10 +178,10 @@ def per_ear_chain(wsj: Path, catt: Path, row: dict, gains, mode: str, sr: int):
 def test_official_reverb_build_equals_the_public_chain(reverb_official, tmp_path, reverb_mode):
     metadata, wsj, catt = reverb_official
     out = tmp_path / "out"
-    create_binaural_wsj0mix(
-        wsj, out, splits=["tt"], metadata_dir=metadata, brir_dir=catt, num_workers=1, progress=False,
-        variant="reverb", reverb_mode=reverb_mode,
-    )
+    create_binaural_wsj0mix(wsj, out, GenerationOptions(
+        variant=ReverbVariant(brir_dir=catt, reverb_mode=reverb_mode), splits=["tt"], metadata_dir=metadata,
+        num_workers=1, progress=False,
+    ))
     npz = np.load(metadata_paths(metadata, 2, "tt")["scaling"], allow_pickle=True)
     chain = public_reverb_chain if reverb_mode == "published" else per_ear_chain
     for freq, sr in (("8k", 8000), ("16k", 16000)):
@@ -205,18 +207,20 @@ def test_a_missing_brir_is_reported_before_anything_is_written(reverb_official, 
     victim.unlink()
     try:
         with pytest.raises(BRIRFileNotFoundError, match=rf"CATT_{row['reverb_time']}_{row['azimuth2']}\.wav.*Nothing was written"):
-            create_binaural_wsj0mix(
-                wsj, tmp_path / "out", splits=["tt"], metadata_dir=metadata, brir_dir=catt, progress=False,
-                variant="reverb",
-            )
+            create_binaural_wsj0mix(wsj, tmp_path / "out", GenerationOptions(
+                variant=ReverbVariant(brir_dir=catt), splits=["tt"], metadata_dir=metadata, progress=False,
+            ))
         assert not (tmp_path / "out").exists()
     finally:
         victim.symlink_to(target)
     with pytest.raises(MetadataError, match=r"hrtf_reverb_meta_cv\.csv"):
-        create_binaural_wsj0mix(wsj, tmp_path / "out", splits=["cv"], metadata_dir=metadata, brir_dir=catt,
-                                variant="reverb", progress=False)
+        create_binaural_wsj0mix(wsj, tmp_path / "out", GenerationOptions(
+            variant=ReverbVariant(brir_dir=catt), splits=["cv"], metadata_dir=metadata, progress=False,
+        ))
     with pytest.raises(ValueError, match="two-talker"):
-        create_binaural_wsj0mix(wsj, tmp_path / "out", n_spks=3, metadata_dir=metadata, variant="reverb")
+        create_binaural_wsj0mix(wsj, tmp_path / "out", GenerationOptions(
+            variant=ReverbVariant(), n_spks=3, metadata_dir=metadata,
+        ))
     assert not (tmp_path / "out").exists()
 
 
@@ -247,9 +251,9 @@ def test_simulated_build_caches_the_brirs(official_metadata_dir, speech_dir, tmp
         writer.writerows([(rows[0]["output_filename"], "0_2s", "-45", "30"), (rows[1]["output_filename"], "0_3s", "0", "30")])
     wsj = wsj_tree_for(metadata, speech_dir, tmp_path / "wsj", 2, "tt")
     out = tmp_path / "data" / "reverb"
-    kwargs = dict(datafreqs=["8k"], datamodes=["min"], splits=["tt"], metadata_dir=metadata, brir_dir="simulate",
-                  num_workers=1, progress=False, variant="reverb", seed=3)
-    create_binaural_wsj0mix(wsj, out, **kwargs)
+    options = GenerationOptions(variant=ReverbVariant(brir_dir="simulate", room_seed=3), freqs=["8k"], modes=["min"],
+                                splits=["tt"], metadata_dir=metadata, num_workers=1, progress=False, seed=3)
+    create_binaural_wsj0mix(wsj, out, options)
     cache = tmp_path / "data" / "simulated_brirs"
     names = sorted(p.name for p in cache.iterdir())
     assert names == sorted(
@@ -264,7 +268,7 @@ def test_simulated_build_caches_the_brirs(official_metadata_dir, speech_dir, tmp
     mix, rate = sf.read(str(out / "wav8k" / "min" / "tt" / "mix" / written[0]), dtype="int16")
     assert rate == 8000 and mix.shape[1] == 2 and np.abs(mix).max() > 1000
     # A second build elsewhere reuses the cache.
-    create_binaural_wsj0mix(wsj, tmp_path / "data" / "again", **kwargs)
+    create_binaural_wsj0mix(wsj, tmp_path / "data" / "again", options)
     assert {p: p.stat().st_mtime_ns for p in cache.iterdir()} == mtimes
 
 
@@ -275,10 +279,10 @@ def test_own_mode_draws_reverb_metadata_in_the_official_format(tiny_wsj_root, ri
     pairs = [(rt, str(az)) for times in PUBLIC_REVERB_TIMES.values() for rt in times for az in BRIR_AZIMUTHS]
     catt = catt_tree(rir_dir, tmp_path / "brirs", pairs)
     out = tmp_path / "own"
-    written = create_binaural_wsj0mix(
-        tiny_wsj_root, out, datafreqs=["8k"], datamodes=["min"], own_metadata=True,
-        n_mixtures={"tr": 3, "cv": 1, "tt": 2}, seed=2, num_workers=1, progress=False, variant="reverb", brir_dir=catt,
-    )
+    written = create_binaural_wsj0mix(tiny_wsj_root, out, GenerationOptions(
+        variant=ReverbVariant(brir_dir=catt, room_seed=2), freqs=["8k"], modes=["min"], own_metadata=True,
+        n_mixtures={"tr": 3, "cv": 1, "tt": 2}, seed=2, num_workers=1, progress=False,
+    ))
     assert written == {"tr": 3, "cv": 1, "tt": 2}
     for split in ("tr", "cv", "tt"):
         rows = reverb_rows(out / "metadata", split)

@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ import torch
 from conftest import PROJECT_ROOT
 
 import train
+from dataset import DatasetMismatchError, DatasetRecord, GenerationOptions, missing_parts
 from metrics import METRIC_NAMES
 
 # --------------------------------------------------------------------------------------------------
@@ -48,10 +50,10 @@ def generate_dataset(wsj_root: Path, data_folder: Path, n_spks: int) -> Path:
     """A tiny Binaural WSJ0-{n}mix (own metadata, spherical head) in ``data_folder``."""
     from create_binaural_wsj0mix import create_binaural_wsj0mix
 
-    create_binaural_wsj0mix(
-        wsj_root, data_folder, datafreqs=["8k"], datamodes=["min"], n_spks=n_spks,
-        own_metadata=True, hrtf_dir="spherical", n_mixtures=dict(N_MIXTURES), num_workers=1, progress=False,
-    )
+    create_binaural_wsj0mix(wsj_root, data_folder, GenerationOptions(
+        freqs=["8k"], modes=["min"], n_spks=n_spks, own_metadata=True, hrtf_dir="spherical",
+        n_mixtures=dict(N_MIXTURES), num_workers=1, progress=False,
+    ))
     return data_folder
 
 
@@ -156,7 +158,7 @@ def test_parallel_generates_trains_resumes_and_tests(tiny_wsj_root, tmp_path):
     first = run(recipe_command("convtasnet-parallel.yaml", data, tiny_wsj_root, out, *overfit, "--N_epochs", "1"))
     check_ok(first)
     assert len(list((data / "wav8k" / "min" / "tr" / "mix").glob("*.wav"))) == N_MIXTURES["tr"]
-    assert not (data / train.GENERATION_MARKER).exists()
+    assert {part["status"] for part in DatasetRecord.read(data).parts.values()} == {"complete"}
     assert [epoch for epoch, _ in train_log_epochs(out)] == [1]
     assert (out / "hyperparams.yaml").read_text().count("N_encoder_out: 16") == 1  # the experiment, recorded
     check_test_results(out, N_MIXTURES["tt"])
@@ -231,10 +233,12 @@ def test_test_only_without_checkpoint_names_the_folder(data_2spk, tiny_wsj_root,
 
 
 def test_two_talker_model_on_three_talker_data_is_refused(data_3spk, tmp_path):
-    with pytest.raises(train.RecipeError, match="more than 2 talkers"):
-        train.missing_data(data_3spk, 2, ["8k"], ["min"], ["tr"])
-    assert train.missing_data(data_3spk, 3, ["8k"], ["min"], train.SPLITS) == []
-    assert train.missing_data(tmp_path, 3, ["8k"], ["min"], ["tt"]) == [tmp_path / "wav8k/min/tt/mix"]
+    options = GenerationOptions(n_spks=2, freqs=["8k"], modes=["min"], own_metadata=True, hrtf_dir="spherical",
+                                n_mixtures=N_MIXTURES)
+    with pytest.raises(DatasetMismatchError, match=r"n_spks=3, but this run asks for n_spks=2"):
+        missing_parts(data_3spk, options)
+    assert missing_parts(data_3spk, replace(options, n_spks=3)) == []
+    assert missing_parts(tmp_path, replace(options, n_spks=3, splits=["tt"])) == ["wav8k/min/tt"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -480,8 +484,8 @@ def test_manifest_of_another_talker_count_is_refused(tmp_path):
 def test_dynamic_mixing_without_a_dataset_is_a_clear_error(tmp_path):
     hparams = {"dynamic_mixing": True, "base_folder_dm": str(tmp_path), "dynamic_mixing_dataset": None}
     with pytest.raises(train.RecipeError, match="dynamic_mixing_dataset"):
-        train.training_set(hparams, None)
+        train.training_set(hparams, None, GenerationOptions())
     with pytest.raises(train.RecipeError, match="base_folder_dm"):
-        train.training_set(hparams | {"base_folder_dm": str(tmp_path / "absent")}, None)
+        train.training_set(hparams | {"base_folder_dm": str(tmp_path / "absent")}, None, GenerationOptions())
     static = object()
-    assert train.training_set({"dynamic_mixing": False}, static) is static
+    assert train.training_set({"dynamic_mixing": False}, static, GenerationOptions()) is static

@@ -10,6 +10,7 @@ one variant is never completed with another's files.
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,6 @@ import pytest
 import torch
 from conftest import PROJECT_ROOT
 from test_ddp import LAUNCHERS, free_port
-from test_noise_variant import demand_tree
 from test_train import (
     N_MIXTURES,
     _binaural_talker,
@@ -32,7 +32,10 @@ from test_train import (
 
 import train
 from create_binaural_wsj0mix import create_binaural_wsj0mix
-from metadata import SPLITS, load_split
+from data_variants import CleanVariant, DataVariant, NoiseVariant, ReverbVariant
+from dataset import DatasetMismatchError, GenerationOptions, missing_parts
+from layout import SPLITS
+from metadata import load_split
 from noise import DEMAND_SPLITS
 from rooms import draw_reverb_meta, reverb_meta_path, write_reverb_meta
 
@@ -48,12 +51,6 @@ DM = ["--dynamic_mixing", "True", "--hrtf_dm", "spherical", "--epoch_size_dm", "
 
 
 @pytest.fixture(scope="module")
-def demand(noise_dir, official_metadata_dir, tmp_path_factory) -> Path:
-    """``<ENV>/ch01.wav`` (and ch02) for every environment of the public file_splits.csv."""
-    return demand_tree(noise_dir, official_metadata_dir / "file_splits.csv", tmp_path_factory.mktemp("demand"))
-
-
-@pytest.fixture(scope="module")
 def short_room_metadata(tiny_wsj_root, tmp_path_factory) -> Path:
     """Own-mode metadata (the tiny clean draw of test_train) whose reverberant rows all use a 0.2 s
     room: the generator then simulates a handful of short BRIRs instead of the public rooms."""
@@ -65,12 +62,12 @@ def short_room_metadata(tiny_wsj_root, tmp_path_factory) -> Path:
     return metadata
 
 
-def _own(variant: str, wsj_root: Path, data: Path, **options) -> Path:
-    create_binaural_wsj0mix(
-        wsj_root, data, datafreqs=["8k"], datamodes=["min"], n_spks=2, own_metadata=True, hrtf_dir="spherical",
-        n_mixtures=dict(N_MIXTURES), num_workers=1, progress=False, variant=variant,
-        repo_dir=data / "Binaural-WSJ0Mix-main", **options,  # downloads and caches in data, as train.py has it
-    )
+def _own(variant: DataVariant, wsj_root: Path, data: Path, metadata_dir: Path | None = None) -> Path:
+    create_binaural_wsj0mix(wsj_root, data, GenerationOptions(
+        variant=variant, freqs=["8k"], modes=["min"], n_spks=2, own_metadata=True, hrtf_dir="spherical",
+        n_mixtures=dict(N_MIXTURES), num_workers=1, progress=False, metadata_dir=metadata_dir,
+        repo_dir=data / "Binaural-WSJ0Mix-main",  # downloads and caches in data, as train.py has it
+    ))
     return data
 
 
@@ -81,13 +78,13 @@ def clean_data(tiny_wsj_root, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def noisy_data(tiny_wsj_root, demand, tmp_path_factory) -> Path:
-    return _own("noise", tiny_wsj_root, tmp_path_factory.mktemp("noisy"), noise_root=demand)
+    return _own(NoiseVariant(noise_root=demand), tiny_wsj_root, tmp_path_factory.mktemp("noisy"))
 
 
 @pytest.fixture(scope="module")
 def reverb_data(tiny_wsj_root, short_room_metadata, tmp_path_factory) -> Path:
-    return _own("reverb", tiny_wsj_root, tmp_path_factory.mktemp("reverb"), metadata_dir=short_room_metadata,
-                brir_dir="simulate")
+    return _own(ReverbVariant(brir_dir="simulate"), tiny_wsj_root, tmp_path_factory.mktemp("reverb"),
+                metadata_dir=short_room_metadata)
 
 
 def manifest(output_folder: Path, split: str) -> list[dict]:
@@ -138,12 +135,16 @@ def test_reverberant_variant_generates_trains_and_tests(tiny_wsj_root, short_roo
     assert "noise_wav" not in manifest(out, "tt")[0]
 
 
-def test_a_data_folder_of_another_variant_is_refused(clean_data, noisy_data, reverb_data):
+def test_a_data_folder_of_another_variant_is_refused(clean_data, noisy_data, reverb_data, demand):
+    variants = {"clean": CleanVariant(), "noise": NoiseVariant(noise_root=demand), "reverb": ReverbVariant(brir_dir="simulate")}
     for folder, stored in ((clean_data, "clean"), (noisy_data, "noise"), (reverb_data, "reverb")):
-        assert train.missing_data(folder, 2, ["8k"], ["min"], train.SPLITS, stored) == []
-        for variant in set(train.DATA_VARIANTS) - {stored}:
-            with pytest.raises(train.RecipeError, match=f"holds {stored} mixtures but data_variant is {variant}"):
-                train.missing_data(folder, 2, ["8k"], ["min"], ["tr"], variant)
+        options = GenerationOptions(variant=variants[stored], freqs=["8k"], modes=["min"], own_metadata=True,
+                                    hrtf_dir="spherical", n_mixtures=dict(N_MIXTURES))
+        assert missing_parts(folder, options) == []
+        for name, variant in variants.items():
+            if name != stored:
+                with pytest.raises(DatasetMismatchError, match=f"variant='{stored}', but this run asks for variant='{name}'"):
+                    missing_parts(folder, replace(options, variant=variant))
 
 
 # --------------------------------------------------------------------------------------------------
