@@ -15,7 +15,6 @@ import os
 import select
 import shutil
 import signal
-import subprocess
 import time
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -44,6 +43,7 @@ FLAGS = [
 # timeout), then compares each player's duration with its file's (``expected``: file path -> s).
 CHECK_PAGE = """
 async (expected, timeoutMs, tolerance) => {
+  if (document.readyState !== 'complete') await new Promise(resolve => addEventListener('load', resolve, {once: true}));
   const settle = (element, ready, events) => new Promise(resolve => {
     if (ready()) return resolve();
     for (const event of events) element.addEventListener(event, resolve, {once: true});
@@ -65,7 +65,7 @@ async (expected, timeoutMs, tolerance) => {
   }
   for (const i of images)
     if (!i.complete || i.naturalWidth === 0) problems.push(`${file(i.currentSrc || i.src)}: image not loaded`);
-  return {players: audios.map(a => file(a.currentSrc || a.src)), images: images.length, late, problems};
+  return {page: location.href, players: audios.map(a => file(a.currentSrc || a.src)), images: images.length, late, problems};
 }
 """
 
@@ -77,29 +77,51 @@ def _chromium() -> str:
     return path
 
 
+def _high_pipe() -> tuple[int, int]:
+    """``os.pipe()`` with both ends moved to descriptors 10 or above (close-on-exec), so that the
+    child's dup2 onto 3 and 4 cannot overwrite one end with the other."""
+    ends = os.pipe()
+    high = tuple(fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in ends)
+    for fd in ends:
+        os.close(fd)
+    return high[0], high[1]
+
+
 class Chromium:
-    """Headless Chromium driven over ``--remote-debugging-pipe``; ``call`` sends one command."""
+    """Headless Chromium driven over ``--remote-debugging-pipe``; ``call`` sends one command.
+
+    Started with ``os.posix_spawn`` (no Python code runs between fork and exec, so it is safe in a
+    threaded test process), the pipes duplicated onto the descriptors 3 and 4 Chromium reads and
+    writes, in a session of its own so that ``close`` can end exactly its processes.
+    """
 
     def __init__(self, executable: str, profile: Path):
-        commands_read, self._commands = os.pipe()  # we write, Chromium reads on fd 3
-        self._replies, replies_write = os.pipe()  # Chromium writes on fd 4, we read
-
-        def onto_3_and_4() -> None:  # in the child: duplicate above 10 first, so that no dup2 clobbers the other
-            read, write = fcntl.fcntl(commands_read, fcntl.F_DUPFD, 10), fcntl.fcntl(replies_write, fcntl.F_DUPFD, 10)
-            os.dup2(read, 3)
-            os.dup2(write, 4)
-
-        self.process = subprocess.Popen(
-            [executable, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
-            preexec_fn=onto_3_and_4, close_fds=False, start_new_session=True,
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(profile.parent / "chromium.log", "wb"),
-        )
+        commands_read, self._commands = _high_pipe()  # we write, Chromium reads fd 3
+        self._replies, replies_write = _high_pipe()  # Chromium writes fd 4, we read
         self.log = profile.parent / "chromium.log"
-        os.close(commands_read)
-        os.close(replies_write)
+        log = os.open(self.log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        actions = [
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+            (os.POSIX_SPAWN_DUP2, log, 2),
+            (os.POSIX_SPAWN_DUP2, commands_read, 3),
+            (os.POSIX_SPAWN_DUP2, replies_write, 4),
+        ]
+        argv = [executable, *FLAGS, f"--user-data-dir={profile}", "about:blank"]
+        self.pid = os.posix_spawn(executable, argv, dict(os.environ), file_actions=actions, setsid=True)
+        for fd in (commands_read, replies_write, log):  # the child's copies are its own now
+            os.close(fd)
+        self._status: int | None = None
         self._buffer = b""
         self._next_id = 0
         self.events: list[dict] = []
+
+    def exited(self) -> int | None:
+        """Chromium's exit status once it has ended (it is reaped once), else None."""
+        if self._status is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            self._status = os.waitstatus_to_exitcode(status) if pid else None
+        return self._status
 
     def _receive(self, deadline: float) -> dict:
         while b"\0" not in self._buffer:
@@ -109,7 +131,7 @@ class Chromium:
                 raise TimeoutError(f"Chromium did not answer within {CALL_TIMEOUT_S:g} s; {self.log_tail()}")
             chunk = os.read(self._replies, 1 << 20)
             if not chunk:
-                raise RuntimeError(f"Chromium closed the pipe (exit {self.process.poll()}); {self.log_tail()}")
+                raise RuntimeError(f"Chromium closed the pipe (exit {self.exited()}); {self.log_tail()}")
             self._buffer += chunk
         message, self._buffer = self._buffer.split(b"\0", 1)
         return json.loads(message)
@@ -149,11 +171,12 @@ class Chromium:
             self.call("Browser.close")
         except (TimeoutError, RuntimeError, OSError):
             pass
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)  # the session Chromium leads: its own processes only
-            self.process.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while self.exited() is None:
+            if time.monotonic() > deadline:
+                os.killpg(self.pid, signal.SIGKILL)  # the session Chromium leads: its own processes only
+                self._status = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+            time.sleep(0.05)
         os.close(self._commands)
         os.close(self._replies)
 
@@ -183,14 +206,12 @@ def open_and_check(browser: Chromium, page: Path, screenshot: Path) -> dict:
         navigation = browser.call("Page.navigate", {"url": page.resolve().as_uri()}, session)
         assert "errorText" not in navigation, navigation
         browser.wait_for("Page.loadEventFired")
-        arguments = [{"value": expected}, {"value": MEDIA_TIMEOUT_MS}, {"value": DURATION_TOLERANCE_S}]
-        document = browser.call("Runtime.evaluate", {"expression": "document"}, session)["result"]["objectId"]
-        reply = browser.call("Runtime.callFunctionOn", {
-            "functionDeclaration": CHECK_PAGE, "objectId": document, "arguments": arguments,
-            "awaitPromise": True, "returnByValue": True,
-        }, session)
+        check = f"({CHECK_PAGE})({json.dumps(expected)}, {MEDIA_TIMEOUT_MS}, {DURATION_TOLERANCE_S})"
+        reply = browser.call("Runtime.evaluate", {"expression": check, "awaitPromise": True, "returnByValue": True},
+                             session)
         assert "exceptionDetails" not in reply, reply["exceptionDetails"]
         result = reply["result"]["value"]
+        assert result["page"] == page.resolve().as_uri(), result["page"]  # checked in the page itself
         size = browser.call("Page.getLayoutMetrics", session=session)["cssContentSize"]
         clip = {"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], 12000), "scale": 1}
         shot = browser.call("Page.captureScreenshot",
