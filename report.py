@@ -688,7 +688,7 @@ class ReportContent:
     """What both renderers show (``report.md``, ``report.html``); texts may hold `` `code` `` spans.
 
     ``averages``: (label, column, value, unit) rows; ``listening``: the paragraph above the
-    examples of the page.
+    examples of the page; ``item``: what an example is called in its table.
     """
 
     title: str
@@ -697,6 +697,7 @@ class ReportContent:
     figures: list[ReportFigure]
     notes: list[str]
     listening: str
+    item: str = "example"
 
 
 def _averages(rows: list[dict], average: dict | None) -> tuple[list[tuple[str, str, float, str]], str | None]:
@@ -787,13 +788,14 @@ def _file_block(role: str, label: str, path: Path, thumbnail: str | None, folder
             f'<a href="{link}">{html.escape(path.name)}</a></div>')
 
 
-def _examples_table(examples: Sequence[Example], thumbnails: Sequence[dict[Path, str | None]], folder: Path) -> str:
+def _examples_table(examples: Sequence[Example], thumbnails: Sequence[dict[Path, str | None]], folder: Path,
+                    item: str) -> str:
     """One row per example: rank (best and worst marked), name, metrics, the mixture, then one cell
     per talker holding its target above its estimate (both heard one after the other)."""
     metrics = [m for m in EXAMPLE_METRICS if any(m in e.metrics for e in examples)]
     talkers = max(max(len(e.targets), len(e.estimates)) for e in examples)
     groups = ["mixture"] + [f"talker {k}" for k in range(1, talkers + 1)]
-    header = ["#", "example"] + [_label(m) for m in metrics] + groups
+    header = ["#", item] + [_label(m) for m in metrics] + groups
     scored = [i for i, e in enumerate(examples) if math.isfinite(e.score)]
     marks = {scored[0]: "best", scored[-1]: "worst"} if len(scored) >= 2 else {}
     lines = ['<div class="scroll"><table class="examples">',
@@ -832,7 +834,7 @@ def render_page(content: ReportContent, examples: Sequence[Example],
                  f"<figcaption>{_inline(figure.caption)}</figcaption></figure>"]
     body += ['<h2 id="listen">Listen</h2>', f"<p>{_inline(content.listening)}</p>"]
     if examples:
-        body.append(_examples_table(examples, thumbnails, folder))
+        body.append(_examples_table(examples, thumbnails, folder, content.item))
     if content.notes:
         body += ["<h2>Notes</h2>", "<ul>" + "".join(f"<li>{_inline(n)}</li>" for n in content.notes) + "</ul>"]
     return "\n".join([
@@ -932,6 +934,7 @@ def write_separation_page(
             "The mixture as recorded and each talker's estimate, stereo: with headphones, each talker is "
             "heard where it is."
         ),
+        item="recording",
     )
     return write_listening_page(folder, content, examples)
 

@@ -2,6 +2,7 @@
 no references, so no metrics), written into the output folder only."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +62,7 @@ def test_report_of_two_recordings(tmp_path, checkpoint, capsys):
     thumbnails = [page.file(i["src"]) for i in page.all("img")]
     assert len(thumbnails) == 6 and all(p.parent == (out / PAGE_FILES).resolve() and p.is_file() for p in thumbnails)
     assert "SNRi" not in page.text and "target" not in page.text and "no references" in page.text
+    assert re.findall(r"<th>(.*?)</th>", page.source) == ["#", "recording", "mixture", "talker 1", "talker 2"]
     assert "best" not in page.text and "worst" not in page.text  # nothing to rank without metrics
     assert all(stem in page.text for stem in ("kitchen", "meeting room #2"))
     # Written in the output folder only: the recordings are as they were, and alone in theirs.
