@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A results report (Markdown + PNG figures) for one experiment folder, headless.
+"""A results report for one experiment folder, headless: ``report.md`` and a listening page ``report.html``.
 
     python report.py RESULTS_FOLDER
 
@@ -12,11 +12,20 @@ Reads what the recipe leaves in a SpeechBrain output folder:
 - ``audio_results/`` (optional, also looked for under ``save/``): ``item<id>_mix.wav``,
   ``item<id>_source<k>.wav`` (target) and ``item<id>_source<k>hat.wav`` (estimate), stereo.
 
-Writes ``report.md`` and its figures next to ``test_results.csv``: training curve, distributions
-of SNRi / ΔITD / ΔILD, SNRi and ΔITD against the talkers' angular separation (when the test names
-carry azimuths: ``subject_utt1_az1_el1_utt2_az2_el2[_utt3_az3_el3]``), and spectrograms of one
-example, both ears. A part whose input is absent is skipped with a note in the report. Every file
-is written to a temporary file and moved into place, so a reader never sees half a figure.
+Writes next to ``test_results.csv``:
+- ``report.md`` and its figures: training curve, distributions of SNRi / ΔITD / ΔILD, SNRi and ΔITD
+  against the talkers' angular separation (when the test names carry azimuths:
+  ``subject_utt1_az1_el1_utt2_az2_el2[_utt3_az3_el3]``), and spectrograms of one example, both ears;
+- ``report.html``, the listening page: the same table and figures, then one row per saved example,
+  ordered by SNRi (best first; best and worst marked) with its SNRi, ΔITD and ΔILD, a player for the
+  mixture, each target and each estimate (stereo files: with headphones, each talker is heard where
+  it is), and a small spectrogram of each (``report_files/``: left ear above right ear). The page is
+  plain HTML and CSS with relative links: it works opened from disk (``file://``), fetches nothing
+  from the network and needs no JavaScript. :func:`write_separation_page` makes the same page for
+  ``separate.py --report`` (mixtures and estimates, no references, so no metrics).
+
+A part whose input is absent is skipped with a note in the report. Every file is written to a
+temporary file and moved into place, so a reader never sees half a figure.
 
 Figures are drawn with matplotlib's object API on Agg canvases: no display is needed, and the
 caller's pyplot backend is left alone.
@@ -25,25 +34,33 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
+import html
 import math
 import os
 import re
 import sys
+import textwrap
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import soundfile as sf
+from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from scipy.signal import spectrogram
+from matplotlib.image import imsave
 
 from atomic import atomic_path
 from metrics import METRIC_UNITS
 from errors import RecipeError
 
 REPORT_NAME = "report.md"
+PAGE_NAME = "report.html"
+# The listening page's spectrogram thumbnails, beside the page; the folder belongs to the page.
+PAGE_FILES = "report_files"
 RESULTS_CSV = "test_results.csv"
 TRAIN_LOG = "train_log.txt"
 FIGURES = {
@@ -60,6 +77,8 @@ LABELS = {
 }
 # The histograms: the separation quality and the two binaural-cue errors of the published table.
 DISTRIBUTIONS = ("snr_i", "delta_ITD", "delta_ILD")
+# The metrics shown beside each example of the listening page; the first one orders the examples.
+EXAMPLE_METRICS = ("snr_i", "delta_ITD", "delta_ILD")
 
 
 class ReportError(RecipeError):
@@ -212,8 +231,21 @@ def _label(metric: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# Figures: each returns (markdown, note), either may be None (a note says what was left out)
+# Figures: each returns (figure, note), either may be None (a note says what was left out)
 # --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReportFigure:
+    """A figure of the report: its PNG (a file name in the results folder) and what it shows.
+
+    ``caption`` and ``alt`` may hold `` `code` `` spans; both renderers (Markdown, HTML) read them.
+    """
+
+    heading: str
+    image: str
+    alt: str
+    caption: str
 
 
 # Logged keys whose value is a negative SNR (the recipe's loss), in order of preference, and what
@@ -252,7 +284,7 @@ def snr_curves(log: TrainLog) -> tuple[str | None, str | None, dict[str, tuple[l
     return key, quantity, curves
 
 
-def training_curve(folder: Path, out: Path) -> tuple[str | None, str | None]:
+def training_curve(folder: Path, out: Path) -> tuple[ReportFigure | None, str | None]:
     """Training and validation SNR (dB) per epoch from ``train_log.txt``: the logged loss, sign-flipped."""
     log_path = folder / TRAIN_LOG
     if not log_path.exists():
@@ -275,10 +307,10 @@ def training_curve(folder: Path, out: Path) -> tuple[str | None, str | None]:
         f"Training and validation {quantity} per epoch (dB): the logged `{key}` with its sign flipped."
         if quantity else f"Training and validation `{key}` per epoch, as logged (no negative-SNR loss found)."
     )
-    return f"![Training curve]({out.name})\n\n*{caption}*", None
+    return ReportFigure("Training", out.name, "Training curve", caption), None
 
 
-def distributions(rows: list[dict], out: Path) -> tuple[str | None, str | None]:
+def distributions(rows: list[dict], out: Path) -> tuple[ReportFigure | None, str | None]:
     """Histograms of SNRi (dB), ΔITD (µs) and ΔILD (dB) over the test utterances."""
     metrics = [m for m in DISTRIBUTIONS if len(_finite([r.get(m, math.nan) for r in rows]))]
     if not metrics:
@@ -297,7 +329,8 @@ def distributions(rows: list[dict], out: Path) -> tuple[str | None, str | None]:
     missing = [m for m in DISTRIBUTIONS if m not in metrics]
     note = f"No histogram for {missing}: no values in `{RESULTS_CSV}`." if missing else None
     names = ", ".join(_label(m) for m in metrics)
-    return f"![Distributions]({out.name})\n\n*Histograms of {names} over the test mixtures (dashed: mean).*", note
+    caption = f"Histograms of {names} over the test mixtures (dashed: mean)."
+    return ReportFigure("Distributions over the test set", out.name, "Distributions", caption), note
 
 
 def _binned_means(x: np.ndarray, y: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:
@@ -315,7 +348,7 @@ def _binned_means(x: np.ndarray, y: np.ndarray, width: float) -> tuple[np.ndarra
     return np.asarray(centres), np.asarray(means)
 
 
-def against_separation(rows: list[dict], out: Path) -> tuple[str | None, str | None]:
+def against_separation(rows: list[dict], out: Path) -> tuple[ReportFigure | None, str | None]:
     """SNRi and ΔITD against the talkers' angular separation: scatter + binned mean."""
     parsed = [separation_of(r["snt_id"]) for r in rows]
     separations = np.array([math.nan if value is None else value for value in parsed], dtype=float)
@@ -349,41 +382,48 @@ def against_separation(rows: list[dict], out: Path) -> tuple[str | None, str | N
         f"{' and '.join(LABELS[m] for m in metrics)} against the talkers' angular separation (minimum pairwise "
         "|Δazimuth| for 3 talkers); points: mixtures, line: binned mean."
     )
-    return f"![Against angular separation]({out.name})\n\n*{caption}*", note
+    heading = "Against the talkers' angular separation"
+    return ReportFigure(heading, out.name, "Against angular separation", caption), note
+
+
+# --------------------------------------------------------------------------------------------
+# Saved examples
+# --------------------------------------------------------------------------------------------
 
 
 def _natural_key(path: Path) -> list:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name)]
 
 
-def find_example(folder: Path) -> tuple[Path, list[Path], list[Path]] | None:
-    """(mixture, targets, estimates) of the first saved example, or None.
+@dataclass(frozen=True)
+class Example:
+    """One example of the listening page: a mixture and the targets and estimates of its talkers.
 
-    Looks in ``folder/audio_results``, ``folder/save/audio_results``, then any ``audio_results``
-    below ``folder``. Estimates: ``*hat*.wav`` with the mixture's prefix; targets: the other wavs
-    with that prefix.
+    All are wav files, ``[time, ear]``. ``estimates[k]`` estimates the talker of ``targets[k]``;
+    ``targets`` is empty for a user's recording (no references). ``metrics``: the example's row of
+    ``test_results.csv`` (column -> value, SNRi in dB, ΔITD in µs...), empty when unknown.
     """
-    candidates = [folder / "audio_results", folder / "save" / "audio_results"]
-    candidates += sorted(p for p in folder.rglob("audio_results") if p.is_dir() and p not in candidates)
-    for audio in candidates:
-        if not audio.is_dir():
-            continue
-        mixtures = sorted(audio.glob("*mix*.wav"), key=_natural_key)
-        for mixture in mixtures:
-            prefix = _example_prefix(mixture)
-            # SpeechBrain's names first (``<prefix>source<k>[hat].wav``), so that an example whose id
-            # extends this one's is not taken in; then anything with the prefix.
-            strict = re.compile(re.escape(prefix) + r"source\d+(hat)?\.wav")
-            others = [p for p in audio.glob(f"{glob_escape(prefix)}*.wav") if p != mixture]
-            siblings = [p for p in others if strict.fullmatch(p.name)] or others
-            if prefix == "":  # no prefix: any other wav of the folder belongs to this one example
-                siblings = [p for p in siblings if "mix" not in p.name]
-            siblings.sort(key=_natural_key)
-            estimates = [p for p in siblings if "hat" in p.name]
-            targets = [p for p in siblings if "hat" not in p.name]
-            if estimates or targets:
-                return mixture, targets, estimates
-    return None
+
+    name: str
+    mixture: Path
+    targets: tuple[Path, ...]
+    estimates: tuple[Path, ...]
+    metrics: Mapping[str, float] = dataclasses.field(default_factory=dict)
+
+    @property
+    def score(self) -> float:
+        """What orders the listening page: ``EXAMPLE_METRICS[0]`` (SNRi, dB); NaN when unknown."""
+        return float(self.metrics.get(EXAMPLE_METRICS[0], math.nan))
+
+    def files(self) -> list[tuple[str, Path]]:
+        """(role, file) in the page's order: mixture, then target k and estimate k of each talker."""
+        files = [("mixture", self.mixture)]
+        for k in range(max(len(self.targets), len(self.estimates))):
+            if k < len(self.targets):
+                files.append((f"talker {k + 1} target", self.targets[k]))
+            if k < len(self.estimates):
+                files.append((f"talker {k + 1} estimate", self.estimates[k]))
+        return files
 
 
 def _example_prefix(mixture: Path) -> str:
@@ -391,70 +431,248 @@ def _example_prefix(mixture: Path) -> str:
     return mixture.name[: mixture.name.rfind("mix")]
 
 
+def _example_name(mixture: Path) -> str:
+    """The test id of ``item<id>_mix.wav`` (train.py's ``save_audio`` names), else the prefix or stem."""
+    name = _example_prefix(mixture)
+    name = name[len("item"):] if name.startswith("item") else name
+    name = name[:-1] if name.endswith("_") else name
+    return name or mixture.stem
+
+
 def glob_escape(text: str) -> str:
     """``text`` with glob's special characters made literal."""
     return re.sub(r"([*?\[])", r"[\1]", text)
 
 
-def _spectrogram_db(samples: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(frequencies Hz, times s, power dB) with 32 ms windows and 8 ms hops."""
-    window = max(16, int(0.032 * rate))
-    freqs, times, power = spectrogram(samples, fs=rate, nperseg=min(window, len(samples)),
-                                      noverlap=min(window, len(samples)) * 3 // 4)
-    return freqs, times, 10 * np.log10(power + 1e-12)
+def _examples_in(audio: Path) -> list[Example]:
+    """Every example of one folder, in natural order of the mixtures' names.
+
+    Estimates: ``*hat*.wav`` with the mixture's prefix; targets: the other wavs with that prefix.
+    """
+    examples: list[Example] = []
+    claimed: set[Path] = set()  # a target whose id holds "mix" is not a mixture of its own
+    for mixture in sorted(audio.glob("*mix*.wav"), key=_natural_key):
+        if mixture in claimed:
+            continue
+        prefix = _example_prefix(mixture)
+        # SpeechBrain's names first (``<prefix>source<k>[hat].wav``), so that an example whose id
+        # extends this one's is not taken in; then anything with the prefix.
+        strict = re.compile(re.escape(prefix) + r"source\d+(hat)?\.wav")
+        others = [p for p in audio.glob(f"{glob_escape(prefix)}*.wav") if p != mixture]
+        siblings = [p for p in others if strict.fullmatch(p.name)] or others
+        if prefix == "":  # no prefix: any other wav of the folder belongs to this one example
+            siblings = [p for p in siblings if "mix" not in p.name]
+        siblings.sort(key=_natural_key)
+        estimates = tuple(p for p in siblings if "hat" in p.name)
+        targets = tuple(p for p in siblings if "hat" not in p.name)
+        if estimates or targets:
+            claimed.update(siblings)
+            examples.append(Example(_example_name(mixture), mixture, targets, estimates))
+    return examples
 
 
-def example_figure(folder: Path, out: Path) -> tuple[str | None, str | None]:
-    """Spectrograms of one example: mixture, then target and estimate of each talker; ears in columns."""
-    found = find_example(folder)
-    if found is None:
-        return None, (
-            "No example figure: no `audio_results/` with `*mix*.wav` and `*hat*.wav` files "
-            "(SpeechBrain separation recipes write them at test time when `save_audio: True`)."
-        )
-    mixture, targets, estimates = found
-    rows: list[tuple[str, Path]] = [("mixture", mixture)]
-    # Interleave target k / estimate k: a talker's pair sits on adjacent rows.
-    for k in range(max(len(targets), len(estimates))):
-        if k < len(targets):
-            rows.append((f"target: {targets[k].stem}", targets[k]))
-        if k < len(estimates):
-            rows.append((f"estimate: {estimates[k].stem}", estimates[k]))
-    signals = []
-    for title, path in rows:
-        try:
-            samples, rate = sf.read(str(path), dtype="float64", always_2d=True)
-        except (RuntimeError, sf.LibsndfileError) as error:
-            return None, f"No example figure: `{path}` is unreadable ({error})."
-        signals.append((title, samples, rate))
+def find_examples(folder: Path) -> list[Example]:
+    """Every saved example (no metrics attached), from the first folder that holds one of
+    ``folder/audio_results``, ``folder/save/audio_results`` and any ``audio_results`` below ``folder``."""
+    candidates = [folder / "audio_results", folder / "save" / "audio_results"]
+    candidates += sorted(p for p in folder.rglob("audio_results") if p.is_dir() and p not in candidates)
+    for audio in candidates:
+        examples = _examples_in(audio) if audio.is_dir() else []
+        if examples:
+            return examples
+    return []
+
+
+def find_example(folder: Path) -> tuple[Path, list[Path], list[Path]] | None:
+    """(mixture, targets, estimates) of the first saved example (see :func:`find_examples`), or None."""
+    examples = find_examples(folder)
+    if not examples:
+        return None
+    return examples[0].mixture, list(examples[0].targets), list(examples[0].estimates)
+
+
+def with_metrics(examples: Sequence[Example], rows: Sequence[dict]) -> list[Example]:
+    """Each example with its ``test_results.csv`` row (matched by ``snt_id``) as its metrics."""
+    by_name = {row["snt_id"]: row for row in rows}
+    return [
+        dataclasses.replace(e, metrics={k: v for k, v in by_name[e.name].items() if k != "snt_id"})
+        if e.name in by_name else e
+        for e in examples
+    ]
+
+
+def order_by_score(examples: Sequence[Example]) -> list[Example]:
+    """Best SNRi first (ties in the given order); examples without one last, in the given order."""
+    scored = sorted((e for e in examples if math.isfinite(e.score)), key=lambda e: -e.score)
+    return scored + [e for e in examples if not math.isfinite(e.score)]
+
+
+# --------------------------------------------------------------------------------------------
+# Spectrograms: the example figure and the page's thumbnails
+# --------------------------------------------------------------------------------------------
+
+
+def _read_wav(path: Path) -> tuple[np.ndarray, int]:
+    """``[time, channel]`` float64 samples and the rate (Hz) of an audio file."""
+    try:
+        samples, rate = sf.read(str(path), dtype="float64", always_2d=True)
+    except (RuntimeError, sf.LibsndfileError) as error:
+        raise ReportError(f"`{path}` is unreadable ({error})") from error
+    return samples, rate
+
+
+def _spectrogram_db(
+    samples: np.ndarray, rate: int, max_frames: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(frequencies Hz, frame centres s, power dB ``[freq, frame]``): 32 ms Hann windows, 8 ms hops.
+
+    With ``max_frames``, a longer signal gets that many frames spread evenly from its start to its
+    end instead: a thumbnail of an hour-long recording costs what one of a few seconds does. Power
+    is the one-sided density, each frame's mean removed (as ``scipy.signal.spectrogram``).
+    """
+    samples = np.asarray(samples, dtype=np.float64)
+    window = max(1, min(max(16, int(0.032 * rate)), len(samples)))
+    starts = np.arange(0, len(samples) - window + 1, max(1, window // 4))
+    if max_frames is not None and len(starts) > max_frames:
+        starts = np.round(np.linspace(0, len(samples) - window, max_frames)).astype(int)
+    frames = np.lib.stride_tricks.sliding_window_view(samples, window)[starts]  # [frame, window]
+    taper = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(window) / window)  # periodic Hann
+    spectrum = np.fft.rfft((frames - frames.mean(axis=1, keepdims=True)) * taper, axis=1)
+    power = np.abs(spectrum) ** 2 / (rate * np.sum(taper**2))
+    power[:, 1 : (window + 1) // 2] *= 2  # one-sided: every bin but DC (and Nyquist) counts twice
+    times = (starts + window / 2) / rate
+    return np.fft.rfftfreq(window, 1 / rate), times, 10 * np.log10(power.T + 1e-12)
+
+
+# Dynamic range of every spectrogram (figure and thumbnails), below the loudest bin of the example.
+SPECTROGRAM_RANGE_DB = 80.0
+
+
+def draw_example(example: Example) -> Figure:
+    """Spectrograms of one example: mixture, then target and estimate of each talker; ears in columns.
+
+    Panel titles are short (``talker 1 estimate — left ear``); the example's name, which can be
+    long, is the figure's title, wrapped. One colour scale (dB) for every panel.
+
+    Raises:
+        ReportError: a file is unreadable.
+    """
+    signals = [(role, *_read_wav(path)) for role, path in example.files()]
+    if all(len(samples) < 2 for _, samples, _ in signals):
+        raise ReportError(f"the files of example `{example.name}` are empty")
     ears = max(s.shape[1] for _, s, _ in signals)
     ear_names = ["left ear", "right ear"] if ears == 2 else [f"channel {c + 1}" for c in range(ears)]
     peak = max(
         float(_spectrogram_db(s[:, c], r)[2].max()) for _, s, r in signals for c in range(s.shape[1]) if len(s) > 1
     )
-    figure = Figure(figsize=(5.5 * ears, 1.9 * len(signals) + 0.6))
+    figure = Figure(figsize=(5.5 * ears, 1.9 * len(signals) + 0.9), layout="constrained")
+    grid = figure.subplots(len(signals), ears, squeeze=False)
     image = None
-    for row, (title, samples, rate) in enumerate(signals):
+    for row, (role, samples, rate) in enumerate(signals):
         for ear in range(ears):
-            axes = figure.add_subplot(len(signals), ears, row * ears + ear + 1)
-            channel = samples[:, min(ear, samples.shape[1] - 1)]
-            freqs, times, power = _spectrogram_db(channel, rate)
+            axes = grid[row, ear]
+            freqs, times, power = _spectrogram_db(samples[:, min(ear, samples.shape[1] - 1)], rate)
             image = axes.pcolormesh(times, freqs / 1000, power, shading="auto", cmap="magma",
-                                    vmin=peak - 80, vmax=peak)
-            axes.set_title(f"{title} — {ear_names[ear]}", fontsize=9)
+                                    vmin=peak - SPECTROGRAM_RANGE_DB, vmax=peak)
+            axes.set_title(f"{role} — {ear_names[ear]}", fontsize=9)
             axes.set_ylabel("kHz")
             if row == len(signals) - 1:
                 axes.set_xlabel("time (s)")
-    FigureCanvasAgg(figure)
-    # One colour bar for all panels (same dB scale) in its own strip on the right.
-    figure.subplots_adjust(left=0.07, right=0.88, top=0.95, bottom=0.07, hspace=0.6, wspace=0.2)
+    figure.suptitle(textwrap.fill(f"Example {example.name}", width=100), fontsize=10)
     if image is not None:
-        figure.colorbar(image, cax=figure.add_axes((0.91, 0.25, 0.015, 0.5)), label="power (dB)")
+        figure.colorbar(image, ax=grid, shrink=0.5, label="power (dB)")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def example_figure(examples: Sequence[Example], out: Path) -> tuple[ReportFigure | None, str | None]:
+    """Spectrograms of the first of the saved ``examples`` (:func:`draw_example`)."""
+    if not examples:
+        return None, (
+            "No example figure: no `audio_results/` with `*mix*.wav` and `*hat*.wav` files "
+            "(SpeechBrain separation recipes write them at test time when `save_audio: True`)."
+        )
+    try:
+        figure = draw_example(examples[0])
+    except ReportError as error:
+        return None, f"No example figure: {error}."
     _write_atomic(out, lambda temporary: figure.savefig(temporary, format="png", dpi=110))
-    mono = " (mono files: one column)" if ears == 1 else ""
-    example = _example_prefix(mixture).rstrip("_") or mixture.stem
-    caption = f"Spectrograms of example `{example}`: mixture, targets and estimates, left and right ear{mono}."
-    return f"![Example]({out.name})\n\n*{caption}*", None
+    ears = {sf.info(str(path)).channels for _, path in examples[0].files()}
+    mono = " (mono files: one column)" if ears == {1} else ""
+    caption = (
+        f"Spectrograms of example `{examples[0].name}`: mixture, targets and estimates, left and right ear{mono}."
+    )
+    return ReportFigure("Example", out.name, "Example", caption), None
+
+
+# A thumbnail: at most this many time columns, and frequency rows per ear (bins are averaged).
+THUMBNAIL_FRAMES = 320
+THUMBNAIL_BINS = 96
+# Shown size (CSS pixels) of a thumbnail on the page.
+THUMBNAIL_SIZE = (240, 96)
+
+
+def spectrogram_image(samples: np.ndarray, rate: int) -> np.ndarray:
+    """``[row, column]`` power (dB) of a ``[time, ear]`` signal: each ear's spectrogram, low frequencies
+    down, the first ear on top, ears separated by a row of NaN (drawn white)."""
+    panels = []
+    for ear in range(samples.shape[1]):
+        power = _spectrogram_db(samples[:, ear], rate, THUMBNAIL_FRAMES)[2]  # [freq, frame] dB
+        edges = np.linspace(0, power.shape[0], min(THUMBNAIL_BINS, power.shape[0]) + 1).astype(int)
+        linear = np.add.reduceat(10 ** (power / 10), edges[:-1], axis=0) / np.diff(edges)[:, None]
+        panels.append(10 * np.log10(linear))
+    gap = np.full((1, panels[0].shape[1]), np.nan)
+    rows = []
+    for panel in reversed(panels):  # row 0 is drawn at the bottom (origin="lower")
+        rows += [panel, gap]
+    return np.vstack(rows[:-1])
+
+
+def write_thumbnails(examples: Sequence[Example], folder: Path) -> list[dict[Path, str | None]]:
+    """One spectrogram PNG per file of each example, in ``folder``; per example {file: PNG name or None}.
+
+    The names are the example's rank and the file's role (``example03_talker1_estimate.png``),
+    never the data's file names. One colour scale per example, so its mixture, targets and estimates
+    compare. An unreadable, empty or non-finite file gets None. Other PNGs in ``folder`` are removed: they are
+    the thumbnails of an earlier page.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    width = len(str(len(examples)))
+    written: set[str] = set()
+    result = []
+    colours = colormaps["magma"].with_extremes(bad="white")
+    for rank, example in enumerate(examples, start=1):
+        images: dict[Path, np.ndarray | None] = {}
+        for _, path in example.files():
+            try:
+                samples, rate = _read_wav(path)
+            except ReportError:
+                images[path] = None
+                continue
+            usable = len(samples) > 1 and np.isfinite(samples).all()
+            images[path] = spectrogram_image(samples, rate) if usable else None
+        levels = [float(np.nanmax(i)) for i in images.values() if i is not None]
+        names: dict[Path, str | None] = {}
+        for role, path in example.files():
+            image = images[path]
+            if image is None:
+                names[path] = None
+                continue
+            name = f"example{rank:0{width}d}_{role.replace('talker ', 'talker').replace(' ', '_')}.png"
+            top = max(levels)
+
+            def save(temporary: str, image=image, top=top) -> None:
+                imsave(temporary, image, cmap=colours, vmin=top - SPECTROGRAM_RANGE_DB, vmax=top,
+                       origin="lower", format="png")
+
+            _write_atomic(folder / name, save)
+            written.add(name)
+            names[path] = name
+        result.append(names)
+    for stale in folder.glob("*.png"):
+        if stale.name not in written:
+            stale.unlink()
+    return result
 
 
 # --------------------------------------------------------------------------------------------
@@ -466,7 +684,24 @@ def _format(value: float) -> str:
     return "n/a" if not math.isfinite(value) else f"{value:.2f}"
 
 
-def _average_table(rows: list[dict], average: dict | None) -> tuple[str, str | None]:
+@dataclass
+class ReportContent:
+    """What both renderers show (``report.md``, ``report.html``); texts may hold `` `code` `` spans.
+
+    ``averages``: (label, column, value, unit) rows; ``listening``: the paragraph above the
+    examples of the page; ``item``: what an example is called in its table.
+    """
+
+    title: str
+    summary: str
+    averages: list[tuple[str, str, float, str]]
+    figures: list[ReportFigure]
+    notes: list[str]
+    listening: str
+    item: str = "example"
+
+
+def _averages(rows: list[dict], average: dict | None) -> tuple[list[tuple[str, str, float, str]], str | None]:
     note = None
     if average is None:
         average = {}
@@ -474,17 +709,158 @@ def _average_table(rows: list[dict], average: dict | None) -> tuple[str, str | N
             values = _finite([r.get(column, math.nan) for r in rows])
             average[column] = float(values.mean()) if len(values) else math.nan
         note = f"`{RESULTS_CSV}` has no `avg` row; the averages above are computed here over {len(rows)} rows."
-    lines = ["| metric | average | unit |", "| --- | ---: | --- |"]
-    for column, value in average.items():
-        if column == "snt_id":
-            continue
-        name, unit = LABELS.get(column, column), UNITS.get(column, "")
-        lines.append(f"| {name} (`{column}`) | {_format(float(value))} | {unit} |")
-    return "\n".join(lines), note
+    table = [
+        (LABELS.get(column, column), column, float(value), UNITS.get(column, ""))
+        for column, value in average.items() if column != "snt_id"
+    ]
+    return table, note
+
+
+def render_markdown(content: ReportContent) -> str:
+    """``report.md``: title, summary, averages table, figures (each under its heading), notes."""
+    sections = [
+        f"# {content.title}",
+        content.summary,
+        f"Listen to the saved examples: [{PAGE_NAME}]({PAGE_NAME}) (a player and a spectrogram for each file).",
+    ]
+    if content.averages:
+        lines = ["| metric | average | unit |", "| --- | ---: | --- |"]
+        lines += [f"| {label} (`{column}`) | {_format(value)} | {unit} |" for label, column, value, unit in content.averages]
+        sections += ["## Test averages", "\n".join(lines)]
+    for figure in content.figures:
+        sections += [f"## {figure.heading}", f"![{figure.alt}]({figure.image})\n\n*{figure.caption}*"]
+    if content.notes:
+        sections += ["## Notes", "\n".join(f"- {n}" for n in content.notes)]
+    return "\n\n".join(sections) + "\n"
+
+
+def _inline(text: str) -> str:
+    """Report text as HTML: everything escaped, `` `code` `` spans as ``<code>``."""
+    parts = text.split("`")
+    if len(parts) % 2 == 0:  # an unpaired backtick: shown as is
+        return html.escape(text)
+    return "".join(f"<code>{html.escape(p)}</code>" if i % 2 else html.escape(p) for i, p in enumerate(parts))
+
+
+def _href(path: Path, page_folder: Path) -> str:
+    """A relative, percent-encoded link from the page to ``path`` (a file name may hold ``#``, ``?``, ``%``)."""
+    relative = Path(os.path.relpath(Path(path).resolve(), Path(page_folder).resolve())).as_posix()
+    return html.escape(urllib.parse.quote(relative, safe="/"), quote=True)
+
+
+# No web fonts, no external sheet: the system's fonts and this inline style are all the page uses.
+PAGE_STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 1.5rem auto;
+       max-width: 84rem; padding: 0 1rem; color: #1d1d1f; line-height: 1.4; }
+h1 { font-size: 1.6rem; } h2 { font-size: 1.25rem; margin-top: 2rem; }
+code { font-size: 0.9em; background: #f2f2f4; padding: 0 0.2em; border-radius: 3px; overflow-wrap: anywhere; }
+table { border-collapse: collapse; }
+th, td { border: 1px solid #d0d0d6; padding: 0.35rem 0.5rem; vertical-align: top; text-align: left; }
+th { background: #f2f2f4; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+figure { margin: 1rem 0; } figure img { max-width: 100%; height: auto; }
+figcaption { font-style: italic; color: #444; }
+.scroll { overflow-x: auto; }
+.examples td.name { min-width: 9rem; max-width: 14rem; }
+.examples td.files { min-width: 15rem; }
+.examples .file + .file { margin-top: 0.5rem; padding-top: 0.4rem; border-top: 1px dashed #d0d0d6; }
+.examples .role { font-size: 0.8rem; font-weight: 600; }
+.examples audio { width: 15rem; display: block; }
+.examples img { display: block; margin: 0.3rem 0; width: 15rem; height: 6rem; }
+.examples a { font-size: 0.75rem; overflow-wrap: anywhere; color: #335; }
+.mark { display: inline-block; padding: 0 0.35em; border-radius: 3px; color: #fff; font-size: 0.8rem; }
+tr.best .mark { background: #1b7f3b; } tr.worst .mark { background: #b3261e; }
+tr.best td:first-child { border-left: 4px solid #1b7f3b; } tr.worst td:first-child { border-left: 4px solid #b3261e; }
+"""
+
+
+def _file_block(role: str, label: str, path: Path, thumbnail: str | None, folder: Path) -> str:
+    """A player, the spectrogram and a link for one file (``role`` names it for the player)."""
+    link = _href(path, folder)
+    if thumbnail is None:
+        picture = "<p>(no spectrogram: unreadable, empty or non-finite file)</p>"
+    else:
+        width, height = THUMBNAIL_SIZE
+        picture = (f'<img src="{_href(folder / PAGE_FILES / thumbnail, folder)}" width="{width}" height="{height}" '
+                   f'alt="{html.escape(role, quote=True)}: spectrogram, left ear above right ear">')
+    caption = f'<span class="role">{html.escape(label)}</span>' if label else ""
+    return (f'<div class="file">{caption}<audio controls preload="metadata" src="{link}" '
+            f'title="{html.escape(role, quote=True)}"></audio>{picture}'
+            f'<a href="{link}">{html.escape(path.name)}</a></div>')
+
+
+def _examples_table(examples: Sequence[Example], thumbnails: Sequence[dict[Path, str | None]], folder: Path,
+                    item: str) -> str:
+    """One row per example: rank (best and worst marked), name, metrics, the mixture, then one cell
+    per talker holding its target above its estimate (both heard one after the other)."""
+    metrics = [m for m in EXAMPLE_METRICS if any(m in e.metrics for e in examples)]
+    talkers = max(max(len(e.targets), len(e.estimates)) for e in examples)
+    groups = ["mixture"] + [f"talker {k}" for k in range(1, talkers + 1)]
+    header = ["#", item] + [_label(m) for m in metrics] + groups
+    scored = [i for i, e in enumerate(examples) if math.isfinite(e.score)]
+    marks = {scored[0]: "best", scored[-1]: "worst"} if len(scored) >= 2 else {}
+    lines = ['<div class="scroll"><table class="examples">',
+             "<thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr></thead>", "<tbody>"]
+    for index, (example, names) in enumerate(zip(examples, thumbnails)):
+        mark = marks.get(index)
+        cells = [f"<td>{index + 1}" + (f' <strong class="mark">{mark}</strong>' if mark else "") + "</td>",
+                 f'<td class="name"><code>{html.escape(example.name)}</code></td>']
+        cells += [f'<td class="num">{_format(float(example.metrics.get(m, math.nan)))}</td>' for m in metrics]
+        for group in groups:
+            blocks = [_file_block(role, role[len(group):].strip(), path, names[path], folder)
+                      for role, path in example.files() if role == group or role.startswith(group + " ")]
+            cells.append('<td class="files">' + "".join(blocks) + "</td>")
+        row_class = f' class="{mark}"' if mark else ""
+        lines.append(f'<tr id="example-{index + 1}"{row_class}>' + "".join(cells) + "</tr>")
+    lines += ["</tbody></table></div>"]
+    return "\n".join(lines)
+
+
+def render_page(content: ReportContent, examples: Sequence[Example],
+                thumbnails: Sequence[dict[Path, str | None]], folder: Path) -> str:
+    """``report.html``: one self-contained page (inline style, no script) linking files relatively."""
+    body = [f"<h1>{_inline(content.title)}</h1>", f"<p>{_inline(content.summary)}</p>"]
+    if content.averages:
+        rows = "".join(
+            f'<tr><td>{html.escape(label)} (<code>{html.escape(column)}</code>)</td>'
+            f'<td class="num">{_format(value)}</td><td>{html.escape(unit)}</td></tr>'
+            for label, column, value, unit in content.averages
+        )
+        body += ["<h2>Test averages</h2>",
+                 "<table><thead><tr><th>metric</th><th>average</th><th>unit</th></tr></thead>"
+                 f"<tbody>{rows}</tbody></table>"]
+    for figure in content.figures:
+        body += [f"<h2>{_inline(figure.heading)}</h2>",
+                 f'<figure><img src="{_href(folder / figure.image, folder)}" alt="{html.escape(figure.alt, quote=True)}">'
+                 f"<figcaption>{_inline(figure.caption)}</figcaption></figure>"]
+    body += ['<h2 id="listen">Listen</h2>', f"<p>{_inline(content.listening)}</p>"]
+    if examples:
+        body.append(_examples_table(examples, thumbnails, folder, content.item))
+    if content.notes:
+        body += ["<h2>Notes</h2>", "<ul>" + "".join(f"<li>{_inline(n)}</li>" for n in content.notes) + "</ul>"]
+    return "\n".join([
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        '<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{html.escape(content.title)}</title>",
+        f"<style>{PAGE_STYLE}</style></head>",
+        "<body>", *body, "</body></html>", "",
+    ])
+
+
+def write_listening_page(folder: Path, content: ReportContent, examples: Sequence[Example]) -> Path:
+    """Write ``folder/report.html`` and its thumbnails (``folder/report_files/``); returns the page's path."""
+    folder = Path(folder)
+    thumbnails = write_thumbnails(examples, folder / PAGE_FILES)
+    text = render_page(content, examples, thumbnails, folder)
+    page = folder / PAGE_NAME
+    _write_atomic(page, lambda temporary: Path(temporary).write_text(text, encoding="utf-8"))
+    return page
 
 
 def write_report(results_folder: str | os.PathLike) -> Path:
-    """Write ``report.md`` and its PNG figures into ``results_folder``; returns the report's path.
+    """Write ``report.md``, its PNG figures and ``report.html`` into ``results_folder``; returns
+    the path of ``report.md`` (the page is its sibling ``PAGE_NAME``).
 
     Raises:
         ReportError: the folder or its ``test_results.csv`` is missing or unusable.
@@ -505,40 +881,69 @@ def write_report(results_folder: str | os.PathLike) -> Path:
     if not rows:
         raise ReportError(f"{csv_path}: no per-mixture rows (only a header or the avg row); rerun the test stage")
 
-    table, table_note = _average_table(rows, average)
-    sections = [
-        f"# Results: {'/'.join(folder.resolve().parts[-2:])}",
-        f"Report of `{folder}`: {len(rows)} test mixtures from `{RESULTS_CSV}`.",
-        "## Test averages",
-        table,
-    ]
+    averages, table_note = _averages(rows, average)
     notes = [table_note] if table_note else []
+    saved = find_examples(folder)
+    figures = []
     parts = [
-        ("Training", lambda out: training_curve(folder, out), FIGURES["curve"]),
-        ("Distributions over the test set", lambda out: distributions(rows, out), FIGURES["distributions"]),
-        ("Against the talkers' angular separation", lambda out: against_separation(rows, out), FIGURES["separation"]),
-        ("Example", lambda out: example_figure(folder, out), FIGURES["example"]),
+        (lambda out: training_curve(folder, out), FIGURES["curve"]),
+        (lambda out: distributions(rows, out), FIGURES["distributions"]),
+        (lambda out: against_separation(rows, out), FIGURES["separation"]),
+        (lambda out: example_figure(saved, out), FIGURES["example"]),
     ]
-    for heading, make, name in parts:
-        markdown, note = make(folder / name)
-        if markdown:
-            sections += [f"## {heading}", markdown]
-        if note:
-            notes.append(note)
-    if notes:
-        sections += ["## Notes", "\n".join(f"- {n}" for n in notes)]
-    text = "\n\n".join(sections) + "\n"
+    for make, name in parts:
+        figure, note = make(folder / name)
+        figures += [figure] if figure else []
+        notes += [note] if note else []
+    examples = order_by_score(with_metrics(saved, rows))
+    listening = (
+        f"{len(examples)} saved example(s), best {LABELS[EXAMPLE_METRICS[0]]} first. Every file is stereo: "
+        "with headphones, each talker is heard where it is. Each file is scaled by its own factor, the "
+        "same for both ears: levels compare between the ears of a file, not between files."
+        if examples else "No saved examples: the test stage writes them into `audio_results/` with `save_audio: True`."
+    )
+    content = ReportContent(
+        title=f"Results: {'/'.join(folder.resolve().parts[-2:])}",
+        summary=f"Report of `{folder}`: {len(rows)} test mixtures from `{RESULTS_CSV}`.",
+        averages=averages, figures=figures, notes=notes, listening=listening,
+    )
     report = folder / REPORT_NAME
-
-    def write(temporary: str) -> None:
-        Path(temporary).write_text(text, encoding="utf-8")
-
-    _write_atomic(report, write)
+    text = render_markdown(content)
+    _write_atomic(report, lambda temporary: Path(temporary).write_text(text, encoding="utf-8"))
+    write_listening_page(folder, content, examples)
     return report
 
 
+def write_separation_page(
+    output_dir: str | os.PathLike, separated: Sequence[tuple[Path, Sequence[Path]]], model: str
+) -> Path:
+    """The listening page of ``separate.py --report``: ``output_dir/report.html``, one row per recording.
+
+    Arguments
+    ---------
+    separated : (mixture, estimates) per recording, in the page's order; the estimates are those
+        ``separate.py`` wrote (``NAME_s1.wav``...), the mixture is linked where it is.
+    model : where the weights came from (shown on the page).
+    """
+    folder = Path(output_dir)
+    examples = [Example(Path(mix).stem, Path(mix), (), tuple(Path(p) for p in estimates)) for mix, estimates in separated]
+    content = ReportContent(
+        title="Separated recordings",
+        summary=f"{len(examples)} recording(s) separated with `{model}`; no references, so no metrics.",
+        averages=[], figures=[], notes=[],
+        listening=(
+            "The mixture as recorded and each talker's estimate, stereo: with headphones, each talker is "
+            "heard where it is."
+        ),
+        item="recording",
+    )
+    return write_listening_page(folder, content, examples)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Write report.md and PNG figures for one experiment's results.")
+    parser = argparse.ArgumentParser(
+        description="Write report.md, its PNG figures and the listening page report.html for one experiment's results."
+    )
     parser.add_argument("results_folder", type=Path, help=f"the SpeechBrain output folder holding {RESULTS_CSV}")
     args = parser.parse_args(argv)
     try:
@@ -547,6 +952,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(report)
+    print(report.with_name(PAGE_NAME))
     return 0
 
 

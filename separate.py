@@ -579,6 +579,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="offline block length for long files (s)")
     parser.add_argument("--subtype", default="FLOAT", choices=("FLOAT", "PCM_16", "PCM_24"),
                         help="output wav sample format (FLOAT: no clipping)")
+    parser.add_argument("--report", action="store_true",
+                        help="also write OUTPUT_DIR/report.html: a player and a spectrogram per mixture and estimate")
     return parser
 
 
@@ -618,6 +620,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"separate.py: error: {error}", file=sys.stderr)
         return 2 if isinstance(error, SeparationError) else 1
     failures = 0
+    separated: list[tuple[Path, list[Path]]] = []  # (input, estimates) for --report
     for path in inputs:
         try:
             written = separator.separate_file(path, args.output_dir, args.streaming, args.chunk_ms, args.subtype)
@@ -626,6 +629,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"separate.py: error: {error}", file=sys.stderr)
             continue
         print(f"{path} -> {', '.join(str(p) for p in written)}")
+        separated.append((path, written))
+    if args.report and separated:
+        from report import write_separation_page  # matplotlib: imported only when a page is asked for
+
+        print(f"listening page: {write_separation_page(args.output_dir, separated, separator.source)}")
     if failures:
         print(f"separate.py: {failures} of {len(inputs)} input(s) failed", file=sys.stderr)
     return 1 if failures else 0

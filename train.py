@@ -783,11 +783,13 @@ class Separation(sb.Brain):
             test_stats={"loss": stage_loss} | {k: v for k, v in average.items() if k != "snt_id"},
         )
         if if_main_process():
-            # report.md and its figures; a failure there is logged and never loses test_results.csv.
+            # report.md, its figures and the listening page report.html; a failure there is logged and
+            # never loses test_results.csv.
             try:
-                from report import write_report
+                from report import PAGE_NAME, write_report
 
-                logger.info(f"report: {write_report(self.hparams.output_folder)}")
+                report = write_report(self.hparams.output_folder)
+                logger.info(f"report: {report}; listening page: {report.with_name(PAGE_NAME)}")
             except Exception as error:  # noqa: BLE001 - whatever breaks the report, keep the results
                 logger.error(
                     f"the report could not be written ({type(error).__name__}: {error}); test_results.csv is "

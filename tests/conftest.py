@@ -140,3 +140,125 @@ def wsj_tree_for(metadata_dir: Path, speech_dir: Path, dest: Path, n_spks: int, 
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(voices[(i * n_spks + k) % len(voices)], target)
     return dest
+
+
+# --------------------------------------------------------------------------------------------------
+# Results folders as train.py leaves them (test_results.csv, audio_results/), and the report pages
+# --------------------------------------------------------------------------------------------------
+
+#: train.py's log (SpeechBrain's FileTrainLogger formatting): the loss is the negative SNR.
+RECIPE_TRAIN_LOG = """\
+epoch: 1, lr: 1.50e-04 - train loss: -2.34e+00, train nonfinite_count: 0 - valid loss: -3.10e+00, valid snr: 3.10e+00
+epoch: 2, lr: 1.50e-04 - train loss: -5.01e+00, train nonfinite_count: 0 - valid loss: -5.50e+00, valid snr: 5.50e+00
+epoch: 3, lr: 7.50e-05 - train loss: -7.20e+00, train nonfinite_count: 1 - valid loss: -6.80e+00, valid snr: 6.80e+00
+Epoch loaded: 3 - test loss: -6.50e+00, test snr: 6.50e+00, test snr_i: 6.61e+00
+"""
+#: A file name no page may show unescaped or link unencoded (``/`` is the only byte a name cannot hold).
+HOSTILE_NAME = "sphere07_<img src=x onerror=alert(1)>&amp;\"'#?%41 ü_-20_0_b_30_0"
+
+
+def demo_names(count: int) -> list[str]:
+    """Test ids in the generator's spelling, ``listener_utt1_az1_el1_utt2_az2_el2`` (spherical head)."""
+    return [f"sphere{k % 45 + 1:02d}_{k:03d}c010{k % 9}_{-80 + 5 * (k % 33)}_0_{k:03d}c020{k % 7}_{5 * (k % 17)}_0"
+            for k in range(count)]
+
+
+def binaural_talkers(rng, n_samples: int, rate: int, n_spks: int):
+    """``[time, ear, speaker]`` talkers in bursts (harmonics over noise, so that GCC-PHAT finds one
+    lag), each from its own side: the right ear delayed by ``2 + 3k`` samples and scaled by ``0.5 + 0.3k``."""
+    import numpy as np
+
+    t = np.arange(n_samples) / rate
+    envelope = 0.5 - 0.5 * np.cos(2 * np.pi * 3 * t)  # syllable-rate bursts
+    talkers = []
+    for k in range(n_spks):
+        f0 = 110.0 * (k + 1) + 20 * rng.random()
+        voice = envelope * (sum(np.sin(2 * np.pi * h * f0 * t) / h for h in range(1, 6)) + rng.standard_normal(n_samples))
+        delay, gain = 2 + 3 * k, 0.5 + 0.3 * k
+        right = gain * np.concatenate([np.zeros(delay), voice[:-delay]])
+        talkers.append(np.stack([voice, right], axis=1))
+    return 0.2 * np.stack(talkers, axis=-1)
+
+
+def make_results_folder(
+    folder: Path, names: list[str], n_saved: int, noise: list[float] | None = None,
+    rate: int = 8000, seconds: float = 0.4, n_spks: int = 2, train_log: str | None = RECIPE_TRAIN_LOG,
+) -> Path:
+    """A results folder as train.py's test stage leaves it: scored utterances and saved examples.
+
+    Each utterance's estimates are its targets plus white noise of level ``noise[i]`` (so a smaller
+    level scores a higher SNRi); metrics by ``metrics.evaluate_utterance`` and ``write_results_csv``,
+    the first ``n_saved`` examples written by ``train.Separation.save_audio`` itself
+    (``audio_results_folder``), the log as train.py's.
+    """
+    from types import SimpleNamespace
+
+    import numpy as np
+    import torch
+
+    import train
+    from metrics import evaluate_utterance, write_results_csv
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    noise = noise if noise is not None else list(np.linspace(0.01, 0.3, len(names)))
+    brain = SimpleNamespace(hparams=SimpleNamespace(audio_results_folder=str(folder / "audio_results"),
+                                                    sample_rate=rate))
+    rows = []
+    for index, name in enumerate(names):
+        targets = binaural_talkers(rng, int(seconds * rate), rate, n_spks)  # [time, ear, speaker]
+        estimates = targets + noise[index] * rng.standard_normal(targets.shape)
+        mixture = targets.sum(axis=-1)
+        rows.append({"snt_id": name, **evaluate_utterance(mixture, targets, estimates, rate)})
+        if index < n_saved:
+            as_tensor = lambda a: torch.from_numpy(a).float()  # noqa: E731 - what score_test_batch hands over
+            train.Separation.save_audio(brain, name, as_tensor(mixture), as_tensor(targets), as_tensor(estimates))
+    write_results_csv(rows, folder / "test_results.csv")
+    if train_log is not None:
+        (folder / "train_log.txt").write_text(train_log)
+    return folder
+
+
+class Page:
+    """A parsed HTML page: its elements in order (tag, attributes) and the text a reader sees."""
+
+    def __init__(self, path: Path):
+        from html.parser import HTMLParser
+
+        self.path = Path(path)
+        self.source = self.path.read_text(encoding="utf-8")
+        self.elements: list[tuple[str, dict]] = []
+        texts: list[str] = []
+        hidden: list[str] = []  # inside <style> or <script>: not text
+
+        class Parser(HTMLParser):
+            def handle_starttag(parser, tag, attrs):
+                self.elements.append((tag, dict(attrs)))
+                if tag in ("style", "script"):
+                    hidden.append(tag)
+
+            def handle_endtag(parser, tag):
+                if hidden and hidden[-1] == tag:
+                    hidden.pop()
+
+            def handle_data(parser, data):
+                if not hidden:
+                    texts.append(data)
+
+        Parser(convert_charrefs=True).feed(self.source)
+        self.text = "".join(texts)
+
+    def all(self, tag: str) -> list[dict]:
+        return [attrs for name, attrs in self.elements if name == tag]
+
+    def urls(self) -> list[str]:
+        """Every ``src`` and ``href`` of the page."""
+        return [attrs[key] for _, attrs in self.elements for key in ("src", "href") if key in attrs]
+
+    def file(self, url: str) -> Path:
+        """The file a relative URL of the page names (percent-decoded, relative to the page's folder)."""
+        from urllib.parse import unquote, urlsplit
+
+        parts = urlsplit(url)
+        assert not parts.scheme and not parts.netloc and not url.startswith("/"), f"{url}: not a relative link"
+        return (self.path.parent / unquote(parts.path)).resolve()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -66,6 +67,7 @@ def check_results(out: Path, n_test: int) -> None:
     assert len(audio) == 5 and sum(name.endswith("_mix.wav") for name in audio) == 1  # mix, 2 targets, 2 estimates
     report = (out / "report.md").read_text()
     assert "## Test averages" in report and "SNRi" in report
+    assert len(re.findall(r"<audio ", (out / "report.html").read_text())) == len(audio)  # the listening page
     pngs = sorted(out.glob("*.png"))
     assert {p.name for p in pngs} >= {"training_curve.png", "test_distributions.png", "example_spectrograms.png"}
     for png in pngs:
@@ -152,6 +154,7 @@ def test_the_test_stage_writes_the_report(tmp_path):
     train.Separation.write_test_results(brain, -1.0)
     assert (tmp_path / "test_results.csv").is_file()
     assert "## Test averages" in (tmp_path / "report.md").read_text()
+    assert "Test averages" in (tmp_path / "report.html").read_text()
 
 
 def test_a_report_failure_is_logged_and_keeps_the_results(tmp_path, monkeypatch, caplog):
