@@ -47,27 +47,26 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from speechbrain.utils.checkpoints import Checkpoint, Checkpointer
+from speechbrain.utils.checkpoints import Checkpoint
 
 from audio_io import AudioFileError, read_float, write_atomic
-from binaural_tasnet import BinauralTasNet, published_recoverables
+from binaural_tasnet import PUBLISHED_NAMES, BinauralTasNet, IndependentTasNet, ParallelTasNet, published_recoverables
+from checkpoints import KNOWN_CHECKPOINT_KEYS, CheckpointError, IntactCheckpointer, checkpoint_damage, one_line
 from mixing import resample
 from streaming import NotStreamableError, StreamingTasNet, algorithmic_latency, model_context
 
 __all__ = [
+    "KNOWN_CHECKPOINT_KEYS",
     "BinauralSeparator",
     "SeparationError",
     "find_best_checkpoint",
+    "inference_overrides",
     "load_hparams",
     "main",
     "plan_blocks",
     "separate_in_blocks",
 ]
 
-#: Checkpoint meta keys of the recipes, in order of preference, and which way is better:
-#: train.py keeps the best validation SNR (``valid_snr``, higher is better); the published
-#: SpeechBrain recipe saves the validation loss, a negative SNR (``snr``, lower is better).
-KNOWN_CHECKPOINT_KEYS: tuple[tuple[str, str], ...] = (("valid_snr", "max"), ("snr", "min"), ("si-snr", "min"))
 #: SpeechBrain's ``create_experiment_directory`` writes ``hyperparams.yaml``; ``hparams.yaml`` is accepted too.
 EXPERIMENT_HPARAMS_NAMES: tuple[str, ...] = ("hyperparams.yaml", "hparams.yaml")
 DEFAULT_SAMPLE_RATE = 8000
@@ -82,36 +81,133 @@ class SeparationError(ValueError):
 
 
 # ============================================================================================== loading
-def load_hparams(path: Path, overrides: dict | None = None) -> dict:
-    """Load a recipe YAML (or an experiment's resolved copy) for inference only.
+def inference_overrides(text: str) -> dict:
+    """Overrides that make loading the YAML ``text`` build the separator and nothing else.
 
-    ``!PLACEHOLDER`` keys (``data_folder``, ``wsj_root``) get dummy values, and the training-only
-    objects that touch the disk when built (the ``Checkpointer``, which creates its folder, and
-    the train logger) are replaced by ``None``: the experiment's own paths are relative to where
-    it was trained. ``overrides`` win over both.
+    ``!PLACEHOLDER`` keys (``data_folder``, ``wsj_root``) get dummy values, and every top-level
+    ``!new:`` / ``!name:`` object that neither ``Model`` (our files) nor ``modules`` (ours and the
+    published recipe's, which lists the six lobes) depends on, through ``!ref`` or a YAML alias
+    (the resolved copies in experiment folders use aliases), is replaced by ``None``: the
+    ``Checkpointer`` (which would create its folder where we stand), the loggers, the optimiser,
+    the augmentations (the published files name ``speechbrain.lobes.augment``, gone from
+    SpeechBrain 1.x)... Only ``!apply:`` entries (the seed) still run as written.
+    """
+    import ruamel.yaml
+    from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
+
+    root = ruamel.yaml.YAML().compose(text)
+    if not isinstance(root, MappingNode):
+        return {}
+    entries = {key.value: value for key, value in root.value}
+    owner = {id(node): key for key, node in entries.items()}
+
+    def references(top: object) -> set[str]:
+        """The top-level keys the entry ``top`` refers to (``!ref <key...>``, ``!copy``, aliases)."""
+        found: set[str] = set()
+        stack, seen = [top], set()
+        while stack:
+            node = stack.pop()
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            if node is not top and id(node) in owner:  # an alias of another top-level object
+                found.add(owner[id(node)])
+            elif isinstance(node, ScalarNode) and str(node.tag) in ("!ref", "!copy"):
+                found.update(re.split(r"[.\[]", name, maxsplit=1)[0] for name in re.findall(r"<([^<>]+)>", node.value))
+            elif isinstance(node, MappingNode):
+                stack.extend(item for pair in node.value for item in pair)
+            elif isinstance(node, SequenceNode):
+                stack.extend(node.value)
+        return found
+
+    needed: set[str] = set()
+    todo = [key for key in ("Model", "modules") if key in entries]
+    while todo:
+        key = todo.pop()
+        if key in entries and key not in needed:
+            needed.add(key)
+            todo.extend(references(entries[key]))
+    overrides: dict = {}
+    for key, node in entries.items():
+        tag = str(node.tag)
+        if tag == "!PLACEHOLDER":
+            overrides[key] = f"/nonexistent/{key}"
+        elif tag.startswith(("!new:", "!name:")) and key not in needed:
+            overrides[key] = None
+    return overrides
+
+
+def load_hparams(path: Path, overrides: dict | None = None) -> dict:
+    """Load a recipe YAML (or an experiment's resolved copy, ours or a published one) for inference.
+
+    Only the separator is built (:func:`inference_overrides`): the experiment's own paths are
+    relative to where it was trained, and its training-only objects may not even exist in this
+    SpeechBrain. ``overrides`` win. A HyperPyYAML file can run code when loaded (``!new:``,
+    ``!apply:`` build any Python object): load only experiments you trust.
     """
     from hyperpyyaml import load_hyperpyyaml
 
     path = Path(path)
     if not path.is_file():
         raise SeparationError(f"{path}: hparams file not found")
-    text = path.read_text(encoding="utf-8")
-    defaults: dict = {}
-    for key in re.findall(r"^([A-Za-z_][\w.-]*):\s*!PLACEHOLDER", text, flags=re.MULTILINE):
-        defaults[key] = f"/nonexistent/{key}"
-    pattern = r"^([A-Za-z_][\w.-]*):\s*(?:&\S+\s+)?!new:speechbrain\.utils\.(?:checkpoints\.Checkpointer|train_logger\.)"
-    for key in re.findall(pattern, text, flags=re.MULTILINE):
-        defaults[key] = None
+    try:
+        text = path.read_text(encoding="utf-8")
+        defaults = inference_overrides(text)
+    except (OSError, UnicodeDecodeError) as error:
+        raise SeparationError(f"{path}: cannot read the hparams ({one_line(error)})") from error
+    except Exception as error:  # ruamel's parser and composer errors: the file is not YAML
+        raise SeparationError(f"{path}: not a YAML file ({type(error).__name__}: {one_line(error)})") from error
     defaults.update(overrides or {})
     try:
         return load_hyperpyyaml(text, defaults)
     except Exception as error:  # hyperpyyaml raises many types; all mean "this YAML does not load"
-        raise SeparationError(f"{path}: cannot load the hparams ({type(error).__name__}: {error})") from error
+        raise SeparationError(f"{path}: cannot load the hparams ({type(error).__name__}: {one_line(error)})") from error
+
+
+#: The published recipe has no ``Model``: its train.py picks the forward pass from
+#: ``experiment_name`` ("independent", then "cross", then "parallel" in it). Our class for each
+#: (None: cannot be rebuilt, see :func:`published_model`).
+PUBLISHED_VARIANTS: tuple[tuple[str, type[BinauralTasNet] | None], ...] = (
+    ("independent", IndependentTasNet),
+    ("cross", None),
+    ("parallel", ParallelTasNet),
+)
+
+
+def published_model(hparams: dict, source: Path) -> BinauralTasNet:
+    """The separator of a published SpeechBrain experiment: its six lobes (``modules``) in our class."""
+    modules = hparams.get("modules") or {}
+    missing = [name for name in PUBLISHED_NAMES if name not in modules]
+    if missing:
+        raise SeparationError(
+            f"{source}: no 'Model', and 'modules' lacks the published lobes {', '.join(missing)}; declare "
+            "`Model: !new:binaural_tasnet.ParallelTasNet` with the six lobes, as hparams/convtasnet-parallel.yaml does"
+        )
+    name = str(hparams.get("experiment_name", ""))
+    for word, model_class in PUBLISHED_VARIANTS:
+        if word in name:
+            if model_class is None:
+                raise SeparationError(
+                    f"{source}: a published '{word}' experiment ({name}): its interaural projection was a new, random "
+                    "Conv1d at every forward pass, never trained nor saved, so this model cannot be rebuilt; train "
+                    "hparams/convtasnet-cross.yaml (a learned projection) instead"
+                )
+            try:
+                return model_class(**{lobe: modules[lobe] for lobe in PUBLISHED_NAMES})
+            except (TypeError, ValueError) as error:
+                raise SeparationError(f"{source}: the published lobes do not make a {model_class.__name__}: {error}") from error
+    raise SeparationError(
+        f"{source}: no 'Model', and experiment_name {name!r} names none of the published variants "
+        f"({', '.join(word for word, _ in PUBLISHED_VARIANTS)}), from which the published recipe picks its forward pass"
+    )
 
 
 def model_from_hparams(hparams: dict, source: Path) -> BinauralTasNet:
-    """The YAML's ``Model`` (a :class:`binaural_tasnet.BinauralTasNet`), in eval mode."""
+    """The YAML's ``Model`` (a :class:`binaural_tasnet.BinauralTasNet`), in eval mode; for a
+    published experiment's YAML (no ``Model``), :func:`published_model`."""
     model = hparams.get("Model", hparams.get("model"))
+    if model is None and "modules" in hparams and "Model" not in hparams:
+        model = published_model(hparams, source)
     if not isinstance(model, BinauralTasNet):
         raise SeparationError(
             f"{source}: no 'Model' of binaural_tasnet (got {type(model).__name__}); declare "
@@ -120,18 +216,19 @@ def model_from_hparams(hparams: dict, source: Path) -> BinauralTasNet:
     return model.eval()
 
 
-def _checkpointer(save_folder: Path, model: BinauralTasNet) -> Checkpointer:
-    """A Checkpointer over ``save_folder`` holding the model's lobes under the published names."""
-    return Checkpointer(save_folder, recoverables=published_recoverables(model))
+def _checkpointer(save_folder: Path, model: BinauralTasNet) -> IntactCheckpointer:
+    """A checkpointer over ``save_folder`` holding the model's lobes under the published names."""
+    return IntactCheckpointer(save_folder, recoverables=published_recoverables(model))
 
 
 def find_best_checkpoint(save_folder: Path, model: BinauralTasNet, min_key: str | None = None,
                          max_key: str | None = None) -> tuple[Checkpoint, str]:
-    """The checkpoint of ``save_folder`` to use, and a phrase saying why it was chosen.
+    """The intact checkpoint of ``save_folder`` to use, and a phrase saying why it was chosen.
 
-    With ``min_key``/``max_key``: SpeechBrain's ``find_checkpoint`` with that key. Otherwise the
-    first of :data:`KNOWN_CHECKPOINT_KEYS` found in the checkpoints' meta (the best by the key
-    the recipe saved), else the most recent checkpoint.
+    :meth:`checkpoints.IntactCheckpointer.find_best_checkpoint` (train.py ``--test_only`` uses
+    the same): with ``min_key``/``max_key`` the best by that key, otherwise by the first of
+    :data:`KNOWN_CHECKPOINT_KEYS` found in the checkpoints' meta, else the most recent. Damaged
+    checkpoints are skipped with a warning naming them.
     """
     save_folder = Path(save_folder)
     if not save_folder.is_dir() or not any(save_folder.glob("CKPT+*")):
@@ -140,16 +237,11 @@ def find_best_checkpoint(save_folder: Path, model: BinauralTasNet, min_key: str 
             "(python train.py hparams/...yaml) or pass --hparams and --checkpoint"
         )
     checkpointer = _checkpointer(save_folder, model)
-    if min_key is None and max_key is None:
-        metas = [c.meta for c in checkpointer.list_checkpoints()]
-        for key, direction in KNOWN_CHECKPOINT_KEYS:
-            if any(key in meta for meta in metas):
-                min_key, max_key = (key, None) if direction == "min" else (None, key)
-                break
-    checkpoint = checkpointer.find_checkpoint(min_key=min_key, max_key=max_key)
+    checkpoint, reason = checkpointer.find_best_checkpoint(min_key=min_key, max_key=max_key)
     if checkpoint is None:
+        if checkpointer.damaged:
+            raise SeparationError(checkpointer.unusable_message())
         raise SeparationError(f"{save_folder}: no checkpoint has the meta key {min_key or max_key!r}")
-    reason = f"best by {'min' if min_key else 'max'} {min_key or max_key}" if (min_key or max_key) else "latest"
     return checkpoint, reason
 
 
@@ -162,26 +254,28 @@ def load_checkpoint_folder(model: BinauralTasNet, folder: Path) -> None:
             "<experiment>/save/CKPT+... folder"
         )
     checkpointer = _checkpointer(folder.parent, model)
-    matches = [c for c in checkpointer.list_checkpoints() if Path(c.path).resolve() == folder.resolve()]
-    if not matches:
-        raise SeparationError(f"{folder}: SpeechBrain does not list it as a checkpoint of {folder.parent}")
-    _load(checkpointer, matches[0])
+    listed = [c for c in checkpointer.list_checkpoints() if Path(c.path).resolve() == folder.resolve()]
+    if not listed:
+        reason = checkpointer.damaged.get(folder, "it is not a CKPT+... folder of SpeechBrain's")
+        raise SeparationError(f"{folder}: not a usable checkpoint of {folder.parent} ({reason})")
+    _load(checkpointer, listed[0])
 
 
-def _load(checkpointer: Checkpointer, checkpoint: Checkpoint) -> None:
-    """Load ``checkpoint``, naming the missing or mismatching lobe files when it does not fit."""
-    missing = [name for name in checkpointer.recoverables if not (Path(checkpoint.path) / f"{name}.ckpt").is_file()]
+def _load(checkpointer: IntactCheckpointer, checkpoint: Checkpoint) -> None:
+    """Load ``checkpoint`` after checking its files, naming what is missing, damaged or mismatching."""
+    missing = [name for name in checkpointer.recoverables if name not in checkpoint.paramfiles]
     if missing:
         raise SeparationError(
             f"{checkpoint.path}: no {', '.join(m + '.ckpt' for m in missing)}: this checkpoint is not "
             "of this model's lobes (wrong --hparams for this --checkpoint?)"
         )
+    damage = checkpoint_damage(checkpoint, checkpointer.recoverables)
+    if damage is not None:
+        raise SeparationError(f"{checkpoint.path}: damaged checkpoint: {damage}; use another CKPT+... folder")
     try:
         checkpointer.load_checkpoint(checkpoint)
-    except RuntimeError as error:  # load_state_dict: sizes differ
-        raise SeparationError(
-            f"{checkpoint.path}: does not fit the model of the hparams (different sizes?): {error}"
-        ) from error
+    except CheckpointError as error:
+        raise SeparationError(str(error)) from error
 
 
 def _device(device: str | torch.device) -> torch.device:
@@ -383,7 +477,7 @@ class BinauralSeparator:
         hparams = load_hparams(hparams_file, overrides)
         model = model_from_hparams(hparams, hparams_file)
         checkpoint, reason = find_best_checkpoint(folder / "save", model, min_key, max_key)
-        _load(_checkpointer(folder / "save", model), checkpoint)
+        _load(_checkpointer(folder / "save", model), checkpoint)  # the files once more: they may have changed since
         separator = cls(model, hparams.get("sample_rate", DEFAULT_SAMPLE_RATE), device, **kwargs)
         separator.source = f"{checkpoint.path} ({reason})"
         return separator
