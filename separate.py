@@ -38,6 +38,7 @@ The Python API is :class:`BinauralSeparator` (``from_experiment``, ``from_hparam
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import re
 import sys
@@ -415,6 +416,14 @@ class BinauralSeparator:
         block_seconds: float = DEFAULT_BLOCK_SECONDS,
         crossfade_ms: float = DEFAULT_CROSSFADE_MS,
     ) -> None:
+        if not (math.isfinite(crossfade_ms) and crossfade_ms >= 0):
+            raise SeparationError(f"the cross-fade must be a finite number of ms >= 0, got {crossfade_ms}")
+        if not (math.isfinite(block_seconds) and block_seconds >= 2 * crossfade_ms / 1000 and block_seconds > 0):
+            raise SeparationError(
+                f"--block_seconds {block_seconds:g}: a block must be a finite number of seconds, at least twice the "
+                f"{crossfade_ms:g} ms cross-fade between blocks ({2 * crossfade_ms / 1000:g} s); the default is "
+                f"{DEFAULT_BLOCK_SECONDS:g}"
+            )
         self.device = _device(device)
         self.model = model.eval().to(self.device)
         self.sample_rate = int(sample_rate)
@@ -550,11 +559,13 @@ class BinauralSeparator:
         mix, rate = read_float(path, channels=2)  # [time, 2] float64; refuses mono with a clear error
         n_samples = mix.shape[0]
         mix = mix.astype(np.float32)
-        est = self.separate_at_model_rate(mix, rate, streaming=streaming, chunk_ms=chunk_ms)  # [time_m, 2, C]
+        try:
+            est = self.separate_at_model_rate(mix, rate, streaming=streaming, chunk_ms=chunk_ms)  # [time_m, 2, C]
+        except SeparationError as error:
+            raise SeparationError(f"{path}: {error}") from error
         del mix
         written = []
-        for k in range(est.shape[-1]):
-            target = Path(output_dir) / f"{path.stem}_s{k + 1}.wav"
+        for k, target in enumerate(self.output_paths(path, output_dir)):
             signal = self.to_rate(est[..., k], rate, n_samples)  # [time, 2]
             if subtype != "FLOAT":
                 peak = float(np.max(np.abs(signal))) if signal.size else 0.0
@@ -565,6 +576,10 @@ class BinauralSeparator:
             write_atomic(target, signal, rate, subtype=subtype)
             written.append(target)
         return written
+
+    def output_paths(self, path: str | Path, output_dir: str | Path) -> list[Path]:
+        """Where :meth:`separate_file` writes the talkers of ``path``: ``NAME_s1.wav``, ``NAME_s2.wav``..."""
+        return [Path(output_dir) / f"{Path(path).stem}_s{k + 1}.wav" for k in range(self.n_spks)]
 
     # ------------------------------------------------------------------ streaming
     @property
@@ -646,8 +661,36 @@ def _parse_overrides(items: Sequence[str]) -> dict:
         key, sep, value = item.partition("=")
         if not sep:
             raise SeparationError(f"--override {item!r}: expected KEY=VALUE")
-        overrides[key] = load_hyperpyyaml(f"value: {value}")["value"]
+        try:
+            overrides[key] = load_hyperpyyaml(f"value: {value}")["value"]
+        except Exception as error:  # ruamel / hyperpyyaml errors: the value is not YAML
+            raise SeparationError(f"--override {item!r}: the value is not YAML ({one_line(error)})") from error
     return overrides
+
+
+def _shared_outputs(separator: BinauralSeparator, inputs: Sequence[Path], output_dir: Path) -> str | None:
+    """Two inputs that would write the same file (``a.wav`` and ``a.flac``: ``a_s1.wav``), named; None if none.
+
+    Names are compared case-blind: on a case-insensitive disk ``A_s1.wav`` is ``a_s1.wav``.
+    """
+    writers: dict[str, Path] = {}
+    for path in inputs:
+        for target in separator.output_paths(path, output_dir):
+            other = writers.setdefault(str(target).casefold(), path)
+            if other != path:
+                return f"{other} and {path} would both be written to {target}"
+    return None
+
+
+def _positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -667,9 +710,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--input", type=Path, required=True, help="a two-channel audio file, or a folder of them")
     parser.add_argument("--output_dir", type=Path, required=True, help="where NAME_s1.wav... are written")
     parser.add_argument("--streaming", action="store_true", help="run a causal model chunk by chunk")
-    parser.add_argument("--chunk_ms", type=float, default=8.0, help="streaming chunk in ms (a multiple of the hop)")
-    parser.add_argument("--block_seconds", type=float, default=DEFAULT_BLOCK_SECONDS,
-                        help="offline block length for long files (s)")
+    parser.add_argument("--chunk_ms", type=_positive_float, default=8.0,
+                        help="streaming chunk in ms (a multiple of the hop)")
+    parser.add_argument("--block_seconds", type=_positive_float, default=DEFAULT_BLOCK_SECONDS,
+                        help=f"offline block length for long files (s; at least twice the {DEFAULT_CROSSFADE_MS:g} ms "
+                             "cross-fade)")
     parser.add_argument("--subtype", default="FLOAT", choices=("FLOAT", "PCM_16", "PCM_24"),
                         help="output wav sample format (FLOAT: no clipping)")
     return parser
@@ -690,12 +735,29 @@ def _separator(args: argparse.Namespace) -> BinauralSeparator:
     )
 
 
+def _show_warnings() -> None:
+    """Library warnings (a damaged checkpoint skipped for another...) as ``separate.py: warning: ...``
+    lines on stderr, and nothing below WARNING; nothing changes when logging is configured already."""
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setLevel(logging.WARNING)
+        handler.setFormatter(logging.Formatter("separate.py: warning: %(message)s"))
+        root.addHandler(handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit status (0 ok, 1 an input failed, 2 usage)."""
     args = build_parser().parse_args(argv)
+    _show_warnings()
     try:
-        separator = _separator(args)
         inputs = _inputs(args.input)
+        if args.output_dir.exists() and not args.output_dir.is_dir():
+            raise SeparationError(f"{args.output_dir}: not a folder; --output_dir names the folder the estimates go to")
+        separator = _separator(args)
+        clash = _shared_outputs(separator, inputs, args.output_dir)
+        if clash:  # refused before anything is written: the second would overwrite the first
+            raise SeparationError(f"{clash}; rename one of them, or separate them into different --output_dir folders")
         print(f"model: {separator.source}; {separator.n_spks} talkers at {separator.sample_rate} Hz on {separator.device}")
         if args.streaming:
             separator.stream  # noqa: B018 (fails early, with the reason, for a non-causal model)
@@ -717,6 +779,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (SeparationError, AudioFileError) as error:
             failures += 1
             print(f"separate.py: error: {error}", file=sys.stderr)
+            continue
+        except OSError as error:  # the output folder: permissions, a full disk...
+            failures += 1
+            print(f"separate.py: error: {path}: its estimates could not be written to {args.output_dir} "
+                  f"({error.strerror or one_line(error)})", file=sys.stderr)
             continue
         print(f"{path} -> {', '.join(str(p) for p in written)}")
     if failures:
