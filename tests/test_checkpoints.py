@@ -7,16 +7,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import PROJECT_ROOT
+from conftest import PROJECT_ROOT, sigkill_when_marked
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.checkpoints import Checkpointer
 
@@ -129,22 +125,9 @@ checkpointer.save_checkpoint(meta={"valid_snr": 9.0})  # better, but never finis
 
 
 def kill_during_save(output_folder: Path, marker: Path) -> None:
-    """Run :data:`KILLED_SAVE` and SIGKILL it once ``masknetL.ckpt`` of its second save is half written."""
-    environment = os.environ | {"PYTHONPATH": str(PROJECT_ROOT), "OMP_NUM_THREADS": "1"}
-    script = [sys.executable, "-c", KILLED_SAVE, str(output_folder), str(marker), str(RECIPE),
-              json.dumps(recipe_overrides(output_folder))]
-    process = subprocess.Popen(script, cwd=PROJECT_ROOT, env=environment, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while not marker.exists():
-            assert process.poll() is None, f"the saving process ended early: {process.stderr.read()}"
-            assert time.monotonic() < deadline, "the save never started"
-            time.sleep(0.05)
-        process.send_signal(signal.SIGKILL)
-    finally:
-        process.wait(timeout=60)
-        process.stderr.close()
-    assert process.returncode == -signal.SIGKILL
+    """Run :data:`KILLED_SAVE`; SIGKILL it once ``masknetL.ckpt`` of its second save is half written."""
+    sigkill_when_marked([sys.executable, "-c", KILLED_SAVE, str(output_folder), str(marker), str(RECIPE),
+                         json.dumps(recipe_overrides(output_folder))], marker)
 
 
 def test_a_save_killed_halfway_leaves_no_checkpoint(tmp_path, caplog):
