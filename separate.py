@@ -8,8 +8,15 @@
     python separate.py --hparams hparams/convtasnet-parallel.yaml \\
         --checkpoint results/convtasnet-parallel/1234/save/CKPT+2024-01-01+00-00-00+00 --input mix.wav --output_dir out/
 
+``--experiment`` takes a folder train.py made or a published SpeechBrain output folder as it is
+downloaded (its ``hyperparams.yaml`` has no ``Model``: :func:`published_model`); the checkpoint is
+the best intact one (:mod:`checkpoints`: ours by ``valid_snr``, the published by their negative
+``snr``; a damaged one is skipped with a warning). The experiment's ``hyperparams.yaml`` is
+HyperPyYAML and can run code when loaded: load only experiments you trust.
+
 Each input ``NAME.wav`` (two channels, any sample rate) gives ``NAME_s1.wav``, ``NAME_s2.wav``
-(``NAME_s3.wav`` for three talkers): the binaural estimate of each talker, stereo, at the input's
+(``NAME_s3.wav`` for three talkers; two inputs that would write the same file are refused before
+any work): the binaural estimate of each talker, stereo, at the input's
 rate and length. The input is resampled to the model's rate (``mixing.resample``, polyphase) and
 the estimates back. Files are written as 32-bit float wav by default (``--subtype FLOAT``): no
 clipping whatever the level; with ``--subtype PCM_16``/``PCM_24`` an estimate whose peak exceeds
