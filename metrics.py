@@ -6,9 +6,12 @@ BinauralWSJ0Mix recipe):
 * ``snr`` / ``snr_i`` (dB): SpeechBrain's ``cal_snr`` per ear on zero-mean signals, averaged over
   both ears and all talkers; the improvement is over the mixture used as every talker's estimate.
 * ``si_snr`` / ``si_snr_i`` (dB): the scale-invariant version (SpeechBrain's ``cal_si_snr``), per ear.
-* ``sdr`` / ``sdr_i`` (dB): BSS-eval SDR (512-tap distortion filter) from ``fast_bss_eval``, per ear.
-* ``delta_ITD`` (µs): |ITD(target) − ITD(estimate)| with ITD from GCC-PHAT at integer-sample lags,
-  as in the published table; ``delta_ITD_fine`` (µs) the same at 1/16-sample resolution.
+* ``sdr`` / ``sdr_i`` (dB): BSS-eval SDR (512-tap distortion filter) from ``fast_bss_eval``, per ear;
+  on signals shorter than 16 × 512 samples the filter has one tap per 16 samples, so the SDR stays
+  meaningful (see :func:`sdr_filter_length`).
+* ``delta_ITD`` (µs): |ITD(target) − ITD(estimate)| with ITD from GCC-PHAT at integer-sample lags
+  over every lag, as in the published table; ``delta_ITD_fine`` (µs) the same at 1/16-sample
+  resolution, searching only the lags a head produces (|ITD| ≤ 1 ms by default, ``max_itd_us``).
 * ``delta_ILD`` (dB): |ILD(target) − ILD(estimate)|, ILD = 10 log10(Σ left² / Σ right²).
 
 All of them are taken under ONE talker permutation, the one that maximises the mean SNR (searched
@@ -22,7 +25,7 @@ when the left ear is louder (so a source on the right has ITD > 0 and ILD < 0).
 
 Command line::
 
-    python metrics.py --mix_dir D/mix --ref_dir D --est_dir E --out results.csv [--sample_rate 8000]
+    python metrics.py --mix_dir D/mix --ref_dir D --est_dir E --out results.csv [--sample_rate 8000] [--max_itd_us 1000]
 
 scores ``E/s1, E/s2[, E/s3]`` against ``D/s1, D/s2[, D/s3]`` file by file (same names as in
 ``D/mix``) and writes a CSV like SpeechBrain's ``test_results.csv``: ``snt_id`` + ``METRIC_NAMES``,
@@ -54,6 +57,12 @@ CSV_COLUMNS = ["snt_id"] + METRIC_NAMES
 EPS = 1e-8
 # mir_eval's bss_eval_sources default; the SDR of the published literature.
 SDR_FILTER_LENGTH = 512
+# At most one distortion-filter tap per this many samples. The SDR projects the estimate onto
+# `taps` shifted copies of the target: of an unrelated estimate of T samples, a fraction taps / T
+# of the energy lands in that space, so its SDR is about 10 log10(taps / (T - taps)), and +100 dB
+# (the clamp) once taps >= T. With T / 16 taps an unrelated estimate scores about -11.8 dB at any
+# length; from 16 x 512 = 8192 samples on (1.02 s at 8 kHz) the filter is the published 512 taps.
+SDR_SAMPLES_PER_TAP = 16
 # A perfect estimate has an infinite SDR and a silent one −∞; clamping keeps the avg row finite and
 # leaves every realistic value (−30…+60 dB) untouched.
 SDR_CLAMP_DB = 100.0
@@ -62,6 +71,10 @@ SDR_CLAMP_DB = 100.0
 SDR_LOAD_DIAG = 1e-10
 # Interpolation factor of the fine ITD: 1/16 sample = 7.8 µs at 8 kHz, 3.9 µs at 16 kHz.
 ITD_FINE_INTERP = 16
+# The largest |ITD| a human head produces is about 0.7-0.8 ms (CIPIC's widest heads, a source at
+# 90°); the fine ITD searches lags up to 1 ms, so a badly separated estimate whose correlation
+# peaks tens of ms away cannot add tens of ms to the average ΔITD.
+MAX_ITD_US = 1000.0
 # The permutation search is n!; beyond this it is no longer a "small" exhaustive search.
 MAX_SPEAKERS = 6
 AUDIO_SUFFIXES = (".wav", ".flac")
@@ -90,13 +103,20 @@ def _to_numpy(signal: Any, name: str) -> np.ndarray:
     return array
 
 
+def _check_not_empty(signal: np.ndarray, name: str) -> None:
+    """Require at least one sample (axis 0 is time)."""
+    if signal.ndim == 0 or signal.shape[0] == 0:
+        raise MetricsInputError(f"{name} is empty (shape {signal.shape}): there is nothing to score")
+
+
 def _check_binaural(signal: np.ndarray, name: str) -> None:
-    """Require ``[time, 2]``."""
+    """Require ``[time, 2]`` with ``time > 0``."""
     if signal.ndim != 2 or signal.shape[1] != 2:
         raise MetricsInputError(
             f"{name} has shape {signal.shape}, expected [time, 2] (left, right); "
             "transpose [2, time] arrays and give mono signals a second ear"
         )
+    _check_not_empty(signal, name)
 
 
 def _check_talkers(signal: np.ndarray, name: str) -> None:
@@ -108,6 +128,7 @@ def _check_talkers(signal: np.ndarray, name: str) -> None:
         )
     if not 1 <= signal.shape[2] <= MAX_SPEAKERS:
         raise MetricsInputError(f"{name} has {signal.shape[2]} talkers; 1 to {MAX_SPEAKERS} are supported")
+    _check_not_empty(signal, name)
 
 
 # --------------------------------------------------------------------------------------------
@@ -143,6 +164,7 @@ def _as_channels(signal: Any, name: str) -> np.ndarray:
         array = array[:, None]
     if array.ndim != 2:
         raise MetricsInputError(f"{name} has shape {array.shape}, expected [time] or [time, ear]")
+    _check_not_empty(array, name)
     return array
 
 
@@ -173,6 +195,25 @@ def si_snr_db(target: Any, estimate: Any) -> float:
     return float(np.mean(_si_snr_per_channel(target, estimate)))
 
 
+def sdr_filter_length(n_samples: int) -> int:
+    """Taps of the BSS-eval distortion filter for signals of ``n_samples``: 512, fewer when short.
+
+    ``min(512, n_samples // 16)`` (see ``SDR_SAMPLES_PER_TAP``): with as many taps as samples any
+    estimate, white noise included, would score the +100 dB clamp, and the figure is biased upward
+    while the filter is a sizable fraction of the signal.
+
+    Raises:
+        MetricsInputError: fewer than 16 samples, too short for one tap.
+    """
+    taps = min(SDR_FILTER_LENGTH, n_samples // SDR_SAMPLES_PER_TAP)
+    if taps < 1:
+        raise MetricsInputError(
+            f"signals of {n_samples} samples are too short for BSS-eval SDR (at least {SDR_SAMPLES_PER_TAP} "
+            "samples, one distortion-filter tap per 16); score longer segments"
+        )
+    return taps
+
+
 def _sdr_matrix(targets: np.ndarray, estimates: np.ndarray) -> np.ndarray:
     """BSS-eval SDR (dB) of every estimate against every target, per ear.
 
@@ -184,6 +225,8 @@ def _sdr_matrix(targets: np.ndarray, estimates: np.ndarray) -> np.ndarray:
     """
     import fast_bss_eval  # here: it imports torch (seconds), which `--help` does not need
 
+    taps = sdr_filter_length(targets.shape[0])
+
     # fast_bss_eval wants [..., source, time]; both ears go in one batched call.
     reference = np.ascontiguousarray(targets.transpose(1, 2, 0))  # [ear, ref, time]
     estimate = np.ascontiguousarray(estimates.transpose(1, 2, 0))  # [ear, est, time]
@@ -192,7 +235,7 @@ def _sdr_matrix(targets: np.ndarray, estimates: np.ndarray) -> np.ndarray:
         # pairwise=True: the pairwise=False path of fast_bss_eval 0.1.4 crashes under numpy 2
         # (np.linalg.solve no longer treats a [..., M] right-hand side as a stack of vectors).
         return fast_bss_eval.sdr_loss(
-            estimate, reference, filter_length=SDR_FILTER_LENGTH, clamp_db=SDR_CLAMP_DB,
+            estimate, reference, filter_length=taps, clamp_db=SDR_CLAMP_DB,
             load_diag=load_diag, pairwise=True,
         )
 
@@ -210,8 +253,9 @@ def sdr_db(targets: Any, estimates: Any) -> np.ndarray:
 
     ``estimates[..., j]`` is scored against ``targets[..., j]`` (no permutation search here; put
     the estimates in target order first, see ``best_permutation``). Per ear, as
-    ``mir_eval.separation.bss_eval_sources`` with its 512-tap distortion filter: the SDR of an
-    estimate only depends on its own target (the projection onto the target's filtered versions).
+    ``mir_eval.separation.bss_eval_sources`` with its 512-tap distortion filter (fewer taps for
+    signals under 8192 samples, :func:`sdr_filter_length`): the SDR of an estimate only depends
+    on its own target (the projection onto the target's filtered versions).
 
     Why ``fast_bss_eval``: it solves the same projection as mir_eval (matching it to a fraction of
     a dB, see its paper, Scheibler ICASSP 2022) but through FFT correlations and one Toeplitz solve,
@@ -246,23 +290,46 @@ def _gcc_phat_defined(left: np.ndarray, right: np.ndarray) -> bool:
     return True
 
 
-def itd_us(binaural: Any, fs: int, fine: bool = False) -> float:
-    """Interaural time difference (µs) of a whole utterance by GCC-PHAT (pyroomacoustics ``tdoa``).
+def _gcc_phat_delay(left: np.ndarray, right: np.ndarray, fs: int, interp: int, max_delay_s: float | None) -> float:
+    """pyroomacoustics' ``tdoa(left, right, interp, fs, phat=True)`` (s), its peak searched only
+    over ``|delay| <= max_delay_s`` (``None``: every lag, exactly ``tdoa``).
+
+    ``tdoa`` has no max-lag argument; this is its computation (float32 spectra, PHAT weighting,
+    the cross-power spectrum zero-padded ``interp`` times, the largest ``|correlation|``) with the
+    peak search restricted, so that with ``max_delay_s=None`` it returns the same value.
+    """
+    n_fft = left.shape[0] + right.shape[0] - 1
+    n_fft += n_fft % 2
+    spectrum_left = np.fft.rfft(np.array(left, dtype=np.float32), n=n_fft)
+    spectrum_right = np.fft.rfft(np.array(right, dtype=np.float32), n=n_fft)
+    spectrum_left /= np.abs(spectrum_left)
+    spectrum_right /= np.abs(spectrum_right)
+    correlation = np.fft.irfft(spectrum_left * np.conj(spectrum_right), n=interp * n_fft)
+    half = n_fft // 2 + 1
+    correlation = np.concatenate((correlation[-half:], correlation[:half]))  # lags -half .. half-1 (1/interp samples)
+    lags = np.arange(-half, half)
+    if max_delay_s is not None:
+        inside = np.abs(lags) <= max_delay_s * fs * interp + 1e-9
+        correlation, lags = correlation[inside], lags[inside]
+    return float(lags[np.argmax(np.abs(correlation))]) / (fs * interp)
+
+
+def itd_us(binaural: Any, fs: int, fine: bool = False, max_itd_us: float | None = MAX_ITD_US) -> float:
+    """Interaural time difference (µs) of a whole utterance by GCC-PHAT.
 
     Sign: positive when the LEFT ear lags, i.e. the right ear leads (source on the right).
-    ``tdoa(x1, x2)`` returns a positive delay when x1 lags x2 (its docstring says the opposite;
-    checked on pyroomacoustics 0.10.1), and we call it as the recipe does: ``tdoa(left, right)``.
+    pyroomacoustics' ``tdoa(x1, x2)`` returns a positive delay when x1 lags x2 (its docstring says
+    the opposite; checked on pyroomacoustics 0.10.1), and we call it as the recipe does:
+    ``tdoa(left, right)``.
 
-    Resolution: ``fine=False`` picks the integer-sample peak (``interp=1``, 125 µs steps at 8 kHz),
-    as the published ΔITD table. ``fine=True`` uses the library's interpolated GCC-PHAT
-    (``interp=16``: the cross-power spectrum is zero-padded 16× before the inverse FFT, i.e.
-    band-limited interpolation of the correlation), 1/16-sample steps.
-
-    Lag range: ``tdoa`` has no max-lag argument and searches every lag the correlation has (the
-    fine one ±len/16 samples). We keep that rather than re-implementing GCC-PHAT: it is what the
-    published numbers used, and for targets rendered with HRIRs (|ITD| < ~0.8 ms) the peak is in
-    the physiological ±1 ms anyway; only a badly separated estimate can peak outside it, which then
-    shows up as a large ΔITD, as in the recipe.
+    * ``fine=False`` (``delta_ITD``, the published measure): ``tdoa`` itself, integer-sample peak
+      (``interp=1``, 125 µs steps at 8 kHz) over every lag the correlation has; ``max_itd_us`` is
+      ignored. For targets rendered with HRIRs the peak is within ±1 ms anyway; a badly separated
+      estimate can peak far outside it and then counts as a large ΔITD, as in the recipe.
+    * ``fine=True`` (``delta_ITD_fine``): the interpolated GCC-PHAT of ``tdoa`` (``interp=16``:
+      the cross-power spectrum zero-padded 16×, band-limited interpolation of the correlation),
+      1/16-sample steps, its peak searched only over ``|ITD| <= max_itd_us`` (default 1 ms, the
+      lags a head produces; ``None``: every lag ``tdoa`` searches, ±len/16 samples).
 
     Degenerate input: if GCC-PHAT is undefined (a silent ear, see ``_gcc_phat_defined``) the ITD
     is 0 µs (no measurable lag), so ΔITD stays finite and charges |ITD(target)|.
@@ -270,24 +337,32 @@ def itd_us(binaural: Any, fs: int, fine: bool = False) -> float:
     Args:
         binaural: ``[time, ear]``.
         fs: sample rate (Hz).
-        fine: sub-sample resolution (see above).
+        fine: sub-sample resolution and bounded lags (see above).
+        max_itd_us: largest |ITD| searched by the fine ITD (µs), or None.
     """
     from pyroomacoustics.experimental.localization import tdoa  # here: slow import, not for --help
 
     signal = _to_numpy(binaural, "binaural signal")
     _check_binaural(signal, "binaural signal")
+    if max_itd_us is not None and not max_itd_us > 0:
+        raise MetricsInputError(f"max_itd_us must be a positive number of µs (or None), got {max_itd_us}")
     left, right = signal[:, 0], signal[:, 1]
     if not _gcc_phat_defined(left, right):
         return 0.0
-    delay_s = tdoa(left, right, interp=ITD_FINE_INTERP if fine else 1, fs=fs, phat=True)
-    return float(delay_s) * 1e6
+    if not fine:
+        return float(tdoa(left, right, interp=1, fs=fs, phat=True)) * 1e6
+    max_delay_s = None if max_itd_us is None else max_itd_us * 1e-6
+    return _gcc_phat_delay(left, right, fs, ITD_FINE_INTERP, max_delay_s) * 1e6
 
 
 def ild_db(binaural: Any) -> float:
     """Interaural level difference (dB): 10 log10(Σ left² / Σ right²); positive = louder left.
 
-    With the recipe's epsilons, 10 log10(Σl² / (Σr² + 1e-8) + 1e-8), so that a silent ear gives a
-    large finite value (≤ ~80 dB for unit-scale speech) instead of ±∞.
+    Both energies get the recipe's epsilon, 10 log10((Σl² + 1e-8) / (Σr² + 1e-8)), so that a silent
+    ear gives a large finite value instead of ±∞, the same magnitude whichever ear is silent
+    (swapping the ears negates the ILD exactly). The recipe's 10 log10(Σl² / (Σr² + 1e-8) + 1e-8)
+    gave -80 dB for a silent left ear but +98 to +110 dB for a silent right one; the two agree
+    to within 1e-6 dB whenever both ears carry sound (energies far above 1e-8).
 
     Args:
         binaural: ``[time, ear]`` (not mean-removed, as in the recipe).
@@ -295,7 +370,7 @@ def ild_db(binaural: Any) -> float:
     signal = _to_numpy(binaural, "binaural signal")
     _check_binaural(signal, "binaural signal")
     energy = np.sum(signal**2, axis=0)
-    return float(10.0 * np.log10(energy[0] / (energy[1] + EPS) + EPS))
+    return float(10.0 * np.log10((energy[0] + EPS) / (energy[1] + EPS)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -338,7 +413,9 @@ def best_permutation(targets: Any, estimates: Any) -> tuple[int, ...]:
     return _best_from_matrix(_pairwise_snr(targets, estimates))
 
 
-def evaluate_utterance(mixture: Any, targets: Any, estimates: Any, sample_rate: int) -> dict[str, float]:
+def evaluate_utterance(
+    mixture: Any, targets: Any, estimates: Any, sample_rate: int, max_itd_us: float | None = MAX_ITD_US
+) -> dict[str, float]:
     """All ``METRIC_NAMES`` for one utterance, under the single best-SNR permutation.
 
     Args:
@@ -346,6 +423,7 @@ def evaluate_utterance(mixture: Any, targets: Any, estimates: Any, sample_rate: 
         targets: ``[time, ear, spk]`` (the reverberant/spatialised sources, as in the dataset).
         estimates: ``[time, ear, spk]`` in any talker order; numpy arrays or torch tensors.
         sample_rate: Hz, for the ITDs.
+        max_itd_us: the largest |ITD| the fine ITD searches (µs; ``delta_ITD`` is unbounded).
 
     Returns:
         ``{name: value}`` in dB (snr, si_snr, sdr and their improvements, delta_ILD) and µs
@@ -388,7 +466,7 @@ def evaluate_utterance(mixture: Any, targets: Any, estimates: Any, sample_rate: 
         "sdr": sdr,
         "sdr_i": sdr - sdr_mix,
         "delta_ITD": _mean_abs_difference(lambda s: itd_us(s, sample_rate, fine=False)),
-        "delta_ITD_fine": _mean_abs_difference(lambda s: itd_us(s, sample_rate, fine=True)),
+        "delta_ITD_fine": _mean_abs_difference(lambda s: itd_us(s, sample_rate, fine=True, max_itd_us=max_itd_us)),
         "delta_ILD": _mean_abs_difference(ild_db),
     }
 
@@ -485,6 +563,7 @@ def score_folders(
     est_dir: str | os.PathLike,
     out_csv: str | os.PathLike,
     sample_rate: int | None = None,
+    max_itd_us: float | None = MAX_ITD_US,
 ) -> dict:
     """Score every mixture in ``mix_dir`` and write ``out_csv``; returns the ``avg`` row.
 
@@ -498,6 +577,7 @@ def score_folders(
 
     Args:
         sample_rate: expected Hz; None takes the first mixture's rate. Every file must have it.
+        max_itd_us: the largest |ITD| the fine ITD searches (µs), see :func:`itd_us`.
     """
     from tqdm import tqdm
 
@@ -546,7 +626,12 @@ def score_folders(
                     )
             targets.append(target)
             estimates.append(estimate)
-        metrics = evaluate_utterance(mixture, np.stack(targets, axis=2), np.stack(estimates, axis=2), sample_rate)
+        try:
+            metrics = evaluate_utterance(
+                mixture, np.stack(targets, axis=2), np.stack(estimates, axis=2), sample_rate, max_itd_us
+            )
+        except MetricsInputError as error:  # name the files: "mixture is empty" alone says not which
+            raise MetricsInputError(f"{mix_path} (and its targets and estimates): {error}") from error
         rows.append({"snt_id": mix_path.stem, **metrics})
     return write_results_csv(rows, out_csv)
 
@@ -572,16 +657,35 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", required=True, type=Path, help="CSV to write (snt_id + metrics, last row avg)")
     parser.add_argument("--sample_rate", type=int, default=None,
                         help="expected sample rate in Hz (default: that of the first mixture)")
+    parser.add_argument("--max_itd_us", type=_positive_us, default=MAX_ITD_US,
+                        help=f"largest |ITD| searched by delta_ITD_fine, in µs (default {MAX_ITD_US:g}, the lags a "
+                             "head produces; delta_ITD, the published measure, searches every lag)")
     return parser.parse_args(argv)
+
+
+def _positive_us(text: str) -> float:
+    """argparse type: a finite number of µs > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (np.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of µs")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit status (2 on unusable input)."""
     args = _parse_args(argv)
     try:
-        average = score_folders(args.mix_dir, args.ref_dir, args.est_dir, args.out, args.sample_rate)
+        if args.out.is_dir():
+            raise MetricsInputError(f"{args.out}: is a folder; --out names the CSV file to write, e.g. {args.out / 'results.csv'}")
+        average = score_folders(args.mix_dir, args.ref_dir, args.est_dir, args.out, args.sample_rate, args.max_itd_us)
     except MetricsInputError as error:
         print(f"metrics.py: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # writing the CSV: permissions, a full disk, a file where a folder should be
+        print(f"metrics.py: error: {args.out}: cannot be written ({error.strerror or error})", file=sys.stderr)
         return 2
     print(f"wrote {args.out}")
     print("avg  " + "  ".join(f"{name}={average[name]:.3f} {METRIC_UNITS[name]}" for name in METRIC_NAMES))

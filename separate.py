@@ -8,8 +8,15 @@
     python separate.py --hparams hparams/convtasnet-parallel.yaml \\
         --checkpoint results/convtasnet-parallel/1234/save/CKPT+2024-01-01+00-00-00+00 --input mix.wav --output_dir out/
 
+``--experiment`` takes a folder train.py made or a published SpeechBrain output folder as it is
+downloaded (its ``hyperparams.yaml`` has no ``Model``: :func:`published_model`); the checkpoint is
+the best intact one (:mod:`checkpoints`: ours by ``valid_snr``, the published by their negative
+``snr``; a damaged one is skipped with a warning). The experiment's ``hyperparams.yaml`` is
+HyperPyYAML and can run code when loaded: load only experiments you trust.
+
 Each input ``NAME.wav`` (two channels, any sample rate) gives ``NAME_s1.wav``, ``NAME_s2.wav``
-(``NAME_s3.wav`` for three talkers): the binaural estimate of each talker, stereo, at the input's
+(``NAME_s3.wav`` for three talkers; two inputs that would write the same file are refused before
+any work): the binaural estimate of each talker, stereo, at the input's
 rate and length. The input is resampled to the model's rate (``mixing.resample``, polyphase) and
 the estimates back. Files are written as 32-bit float wav by default (``--subtype FLOAT``): no
 clipping whatever the level; with ``--subtype PCM_16``/``PCM_24`` an estimate whose peak exceeds
@@ -38,6 +45,7 @@ The Python API is :class:`BinauralSeparator` (``from_experiment``, ``from_hparam
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import re
 import sys
@@ -47,28 +55,27 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from speechbrain.utils.checkpoints import Checkpoint, Checkpointer
+from speechbrain.utils.checkpoints import Checkpoint
 
 from audio_io import AudioFileError, read_float, write_atomic
-from binaural_tasnet import BinauralTasNet, published_recoverables
+from binaural_tasnet import PUBLISHED_NAMES, BinauralTasNet, IndependentTasNet, ParallelTasNet, published_recoverables
+from checkpoints import KNOWN_CHECKPOINT_KEYS, CheckpointError, IntactCheckpointer, checkpoint_damage, one_line
 from mixing import resample
 from streaming import NotStreamableError, StreamingTasNet, algorithmic_latency, model_context
 from errors import RecipeError
 
 __all__ = [
+    "KNOWN_CHECKPOINT_KEYS",
     "BinauralSeparator",
     "SeparationError",
     "find_best_checkpoint",
+    "inference_overrides",
     "load_hparams",
     "main",
     "plan_blocks",
     "separate_in_blocks",
 ]
 
-#: Checkpoint meta keys of the recipes, in order of preference, and which way is better:
-#: train.py keeps the best validation SNR (``valid_snr``, higher is better); the published
-#: SpeechBrain recipe saves the validation loss, a negative SNR (``snr``, lower is better).
-KNOWN_CHECKPOINT_KEYS: tuple[tuple[str, str], ...] = (("valid_snr", "max"), ("snr", "min"), ("si-snr", "min"))
 #: SpeechBrain's ``create_experiment_directory`` writes ``hyperparams.yaml``; ``hparams.yaml`` is accepted too.
 EXPERIMENT_HPARAMS_NAMES: tuple[str, ...] = ("hyperparams.yaml", "hparams.yaml")
 DEFAULT_SAMPLE_RATE = 8000
@@ -83,36 +90,133 @@ class SeparationError(RecipeError):
 
 
 # ============================================================================================== loading
-def load_hparams(path: Path, overrides: dict | None = None) -> dict:
-    """Load a recipe YAML (or an experiment's resolved copy) for inference only.
+def inference_overrides(text: str) -> dict:
+    """Overrides that make loading the YAML ``text`` build the separator and nothing else.
 
-    ``!PLACEHOLDER`` keys (``data_folder``, ``wsj_root``) get dummy values, and the training-only
-    objects that touch the disk when built (the ``Checkpointer``, which creates its folder, and
-    the train logger) are replaced by ``None``: the experiment's own paths are relative to where
-    it was trained. ``overrides`` win over both.
+    ``!PLACEHOLDER`` keys (``data_folder``, ``wsj_root``) get dummy values, and every top-level
+    ``!new:`` / ``!name:`` object that neither ``Model`` (our files) nor ``modules`` (ours and the
+    published recipe's, which lists the six lobes) depends on, through ``!ref`` or a YAML alias
+    (the resolved copies in experiment folders use aliases), is replaced by ``None``: the
+    ``Checkpointer`` (which would create its folder where we stand), the loggers, the optimiser,
+    the augmentations (the published files name ``speechbrain.lobes.augment``, gone from
+    SpeechBrain 1.x)... Only ``!apply:`` entries (the seed) still run as written.
+    """
+    import ruamel.yaml
+    from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
+
+    root = ruamel.yaml.YAML().compose(text)
+    if not isinstance(root, MappingNode):
+        return {}
+    entries = {key.value: value for key, value in root.value}
+    owner = {id(node): key for key, node in entries.items()}
+
+    def references(top: object) -> set[str]:
+        """The top-level keys the entry ``top`` refers to (``!ref <key...>``, ``!copy``, aliases)."""
+        found: set[str] = set()
+        stack, seen = [top], set()
+        while stack:
+            node = stack.pop()
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            if node is not top and id(node) in owner:  # an alias of another top-level object
+                found.add(owner[id(node)])
+            elif isinstance(node, ScalarNode) and str(node.tag) in ("!ref", "!copy"):
+                found.update(re.split(r"[.\[]", name, maxsplit=1)[0] for name in re.findall(r"<([^<>]+)>", node.value))
+            elif isinstance(node, MappingNode):
+                stack.extend(item for pair in node.value for item in pair)
+            elif isinstance(node, SequenceNode):
+                stack.extend(node.value)
+        return found
+
+    needed: set[str] = set()
+    todo = [key for key in ("Model", "modules") if key in entries]
+    while todo:
+        key = todo.pop()
+        if key in entries and key not in needed:
+            needed.add(key)
+            todo.extend(references(entries[key]))
+    overrides: dict = {}
+    for key, node in entries.items():
+        tag = str(node.tag)
+        if tag == "!PLACEHOLDER":
+            overrides[key] = f"/nonexistent/{key}"
+        elif tag.startswith(("!new:", "!name:")) and key not in needed:
+            overrides[key] = None
+    return overrides
+
+
+def load_hparams(path: Path, overrides: dict | None = None) -> dict:
+    """Load a recipe YAML (or an experiment's resolved copy, ours or a published one) for inference.
+
+    Only the separator is built (:func:`inference_overrides`): the experiment's own paths are
+    relative to where it was trained, and its training-only objects may not even exist in this
+    SpeechBrain. ``overrides`` win. A HyperPyYAML file can run code when loaded (``!new:``,
+    ``!apply:`` build any Python object): load only experiments you trust.
     """
     from hyperpyyaml import load_hyperpyyaml
 
     path = Path(path)
     if not path.is_file():
         raise SeparationError(f"{path}: hparams file not found")
-    text = path.read_text(encoding="utf-8")
-    defaults: dict = {}
-    for key in re.findall(r"^([A-Za-z_][\w.-]*):\s*!PLACEHOLDER", text, flags=re.MULTILINE):
-        defaults[key] = f"/nonexistent/{key}"
-    pattern = r"^([A-Za-z_][\w.-]*):\s*(?:&\S+\s+)?!new:speechbrain\.utils\.(?:checkpoints\.Checkpointer|train_logger\.)"
-    for key in re.findall(pattern, text, flags=re.MULTILINE):
-        defaults[key] = None
+    try:
+        text = path.read_text(encoding="utf-8")
+        defaults = inference_overrides(text)
+    except (OSError, UnicodeDecodeError) as error:
+        raise SeparationError(f"{path}: cannot read the hparams ({one_line(error)})") from error
+    except Exception as error:  # ruamel's parser and composer errors: the file is not YAML
+        raise SeparationError(f"{path}: not a YAML file ({type(error).__name__}: {one_line(error)})") from error
     defaults.update(overrides or {})
     try:
         return load_hyperpyyaml(text, defaults)
     except Exception as error:  # hyperpyyaml raises many types; all mean "this YAML does not load"
-        raise SeparationError(f"{path}: cannot load the hparams ({type(error).__name__}: {error})") from error
+        raise SeparationError(f"{path}: cannot load the hparams ({type(error).__name__}: {one_line(error)})") from error
+
+
+#: The published recipe has no ``Model``: its train.py picks the forward pass from
+#: ``experiment_name`` ("independent", then "cross", then "parallel" in it). Our class for each
+#: (None: cannot be rebuilt, see :func:`published_model`).
+PUBLISHED_VARIANTS: tuple[tuple[str, type[BinauralTasNet] | None], ...] = (
+    ("independent", IndependentTasNet),
+    ("cross", None),
+    ("parallel", ParallelTasNet),
+)
+
+
+def published_model(hparams: dict, source: Path) -> BinauralTasNet:
+    """The separator of a published SpeechBrain experiment: its six lobes (``modules``) in our class."""
+    modules = hparams.get("modules") or {}
+    missing = [name for name in PUBLISHED_NAMES if name not in modules]
+    if missing:
+        raise SeparationError(
+            f"{source}: no 'Model', and 'modules' lacks the published lobes {', '.join(missing)}; declare "
+            "`Model: !new:binaural_tasnet.ParallelTasNet` with the six lobes, as hparams/convtasnet-parallel.yaml does"
+        )
+    name = str(hparams.get("experiment_name", ""))
+    for word, model_class in PUBLISHED_VARIANTS:
+        if word in name:
+            if model_class is None:
+                raise SeparationError(
+                    f"{source}: a published '{word}' experiment ({name}): its interaural projection was a new, random "
+                    "Conv1d at every forward pass, never trained nor saved, so this model cannot be rebuilt; train "
+                    "hparams/convtasnet-cross.yaml (a learned projection) instead"
+                )
+            try:
+                return model_class(**{lobe: modules[lobe] for lobe in PUBLISHED_NAMES})
+            except (TypeError, ValueError) as error:
+                raise SeparationError(f"{source}: the published lobes do not make a {model_class.__name__}: {error}") from error
+    raise SeparationError(
+        f"{source}: no 'Model', and experiment_name {name!r} names none of the published variants "
+        f"({', '.join(word for word, _ in PUBLISHED_VARIANTS)}), from which the published recipe picks its forward pass"
+    )
 
 
 def model_from_hparams(hparams: dict, source: Path) -> BinauralTasNet:
-    """The YAML's ``Model`` (a :class:`binaural_tasnet.BinauralTasNet`), in eval mode."""
+    """The YAML's ``Model`` (a :class:`binaural_tasnet.BinauralTasNet`), in eval mode; for a
+    published experiment's YAML (no ``Model``), :func:`published_model`."""
     model = hparams.get("Model", hparams.get("model"))
+    if model is None and "modules" in hparams and "Model" not in hparams:
+        model = published_model(hparams, source)
     if not isinstance(model, BinauralTasNet):
         raise SeparationError(
             f"{source}: no 'Model' of binaural_tasnet (got {type(model).__name__}); declare "
@@ -121,18 +225,19 @@ def model_from_hparams(hparams: dict, source: Path) -> BinauralTasNet:
     return model.eval()
 
 
-def _checkpointer(save_folder: Path, model: BinauralTasNet) -> Checkpointer:
-    """A Checkpointer over ``save_folder`` holding the model's lobes under the published names."""
-    return Checkpointer(save_folder, recoverables=published_recoverables(model))
+def _checkpointer(save_folder: Path, model: BinauralTasNet) -> IntactCheckpointer:
+    """A checkpointer over ``save_folder`` holding the model's lobes under the published names."""
+    return IntactCheckpointer(save_folder, recoverables=published_recoverables(model))
 
 
 def find_best_checkpoint(save_folder: Path, model: BinauralTasNet, min_key: str | None = None,
                          max_key: str | None = None) -> tuple[Checkpoint, str]:
-    """The checkpoint of ``save_folder`` to use, and a phrase saying why it was chosen.
+    """The intact checkpoint of ``save_folder`` to use, and a phrase saying why it was chosen.
 
-    With ``min_key``/``max_key``: SpeechBrain's ``find_checkpoint`` with that key. Otherwise the
-    first of :data:`KNOWN_CHECKPOINT_KEYS` found in the checkpoints' meta (the best by the key
-    the recipe saved), else the most recent checkpoint.
+    :meth:`checkpoints.IntactCheckpointer.find_best_checkpoint` (train.py ``--test_only`` uses
+    the same): with ``min_key``/``max_key`` the best by that key, otherwise by the first of
+    :data:`KNOWN_CHECKPOINT_KEYS` found in the checkpoints' meta, else the most recent. Damaged
+    checkpoints are skipped with a warning naming them.
     """
     save_folder = Path(save_folder)
     if not save_folder.is_dir() or not any(save_folder.glob("CKPT+*")):
@@ -141,16 +246,11 @@ def find_best_checkpoint(save_folder: Path, model: BinauralTasNet, min_key: str 
             "(python train.py hparams/...yaml) or pass --hparams and --checkpoint"
         )
     checkpointer = _checkpointer(save_folder, model)
-    if min_key is None and max_key is None:
-        metas = [c.meta for c in checkpointer.list_checkpoints()]
-        for key, direction in KNOWN_CHECKPOINT_KEYS:
-            if any(key in meta for meta in metas):
-                min_key, max_key = (key, None) if direction == "min" else (None, key)
-                break
-    checkpoint = checkpointer.find_checkpoint(min_key=min_key, max_key=max_key)
+    checkpoint, reason = checkpointer.find_best_checkpoint(min_key=min_key, max_key=max_key)
     if checkpoint is None:
+        if checkpointer.damaged:
+            raise SeparationError(checkpointer.unusable_message())
         raise SeparationError(f"{save_folder}: no checkpoint has the meta key {min_key or max_key!r}")
-    reason = f"best by {'min' if min_key else 'max'} {min_key or max_key}" if (min_key or max_key) else "latest"
     return checkpoint, reason
 
 
@@ -163,26 +263,28 @@ def load_checkpoint_folder(model: BinauralTasNet, folder: Path) -> None:
             "<experiment>/save/CKPT+... folder"
         )
     checkpointer = _checkpointer(folder.parent, model)
-    matches = [c for c in checkpointer.list_checkpoints() if Path(c.path).resolve() == folder.resolve()]
-    if not matches:
-        raise SeparationError(f"{folder}: SpeechBrain does not list it as a checkpoint of {folder.parent}")
-    _load(checkpointer, matches[0])
+    listed = [c for c in checkpointer.list_checkpoints() if Path(c.path).resolve() == folder.resolve()]
+    if not listed:
+        reason = checkpointer.damaged.get(folder, "it is not a CKPT+... folder of SpeechBrain's")
+        raise SeparationError(f"{folder}: not a usable checkpoint of {folder.parent} ({reason})")
+    _load(checkpointer, listed[0])
 
 
-def _load(checkpointer: Checkpointer, checkpoint: Checkpoint) -> None:
-    """Load ``checkpoint``, naming the missing or mismatching lobe files when it does not fit."""
-    missing = [name for name in checkpointer.recoverables if not (Path(checkpoint.path) / f"{name}.ckpt").is_file()]
+def _load(checkpointer: IntactCheckpointer, checkpoint: Checkpoint) -> None:
+    """Load ``checkpoint`` after checking its files, naming what is missing, damaged or mismatching."""
+    missing = [name for name in checkpointer.recoverables if name not in checkpoint.paramfiles]
     if missing:
         raise SeparationError(
             f"{checkpoint.path}: no {', '.join(m + '.ckpt' for m in missing)}: this checkpoint is not "
             "of this model's lobes (wrong --hparams for this --checkpoint?)"
         )
+    damage = checkpoint_damage(checkpoint, checkpointer.recoverables)
+    if damage is not None:
+        raise SeparationError(f"{checkpoint.path}: damaged checkpoint: {damage}; use another CKPT+... folder")
     try:
         checkpointer.load_checkpoint(checkpoint)
-    except RuntimeError as error:  # load_state_dict: sizes differ
-        raise SeparationError(
-            f"{checkpoint.path}: does not fit the model of the hparams (different sizes?): {error}"
-        ) from error
+    except CheckpointError as error:
+        raise SeparationError(str(error)) from error
 
 
 def _device(device: str | torch.device) -> torch.device:
@@ -322,6 +424,14 @@ class BinauralSeparator:
         block_seconds: float = DEFAULT_BLOCK_SECONDS,
         crossfade_ms: float = DEFAULT_CROSSFADE_MS,
     ) -> None:
+        if not (math.isfinite(crossfade_ms) and crossfade_ms >= 0):
+            raise SeparationError(f"the cross-fade must be a finite number of ms >= 0, got {crossfade_ms}")
+        if not (math.isfinite(block_seconds) and block_seconds >= 2 * crossfade_ms / 1000 and block_seconds > 0):
+            raise SeparationError(
+                f"--block_seconds {block_seconds:g}: a block must be a finite number of seconds, at least twice the "
+                f"{crossfade_ms:g} ms cross-fade between blocks ({2 * crossfade_ms / 1000:g} s); the default is "
+                f"{DEFAULT_BLOCK_SECONDS:g}"
+            )
         self.device = _device(device)
         self.model = model.eval().to(self.device)
         self.sample_rate = int(sample_rate)
@@ -384,7 +494,7 @@ class BinauralSeparator:
         hparams = load_hparams(hparams_file, overrides)
         model = model_from_hparams(hparams, hparams_file)
         checkpoint, reason = find_best_checkpoint(folder / "save", model, min_key, max_key)
-        _load(_checkpointer(folder / "save", model), checkpoint)
+        _load(_checkpointer(folder / "save", model), checkpoint)  # the files once more: they may have changed since
         separator = cls(model, hparams.get("sample_rate", DEFAULT_SAMPLE_RATE), device, **kwargs)
         separator.source = f"{checkpoint.path} ({reason})"
         return separator
@@ -457,11 +567,13 @@ class BinauralSeparator:
         mix, rate = read_float(path, channels=2)  # [time, 2] float64; refuses mono with a clear error
         n_samples = mix.shape[0]
         mix = mix.astype(np.float32)
-        est = self.separate_at_model_rate(mix, rate, streaming=streaming, chunk_ms=chunk_ms)  # [time_m, 2, C]
+        try:
+            est = self.separate_at_model_rate(mix, rate, streaming=streaming, chunk_ms=chunk_ms)  # [time_m, 2, C]
+        except SeparationError as error:
+            raise SeparationError(f"{path}: {error}") from error
         del mix
         written = []
-        for k in range(est.shape[-1]):
-            target = Path(output_dir) / f"{path.stem}_s{k + 1}.wav"
+        for k, target in enumerate(self.output_paths(path, output_dir)):
             signal = self.to_rate(est[..., k], rate, n_samples)  # [time, 2]
             if subtype != "FLOAT":
                 peak = float(np.max(np.abs(signal))) if signal.size else 0.0
@@ -472,6 +584,10 @@ class BinauralSeparator:
             write_atomic(target, signal, rate, subtype=subtype)
             written.append(target)
         return written
+
+    def output_paths(self, path: str | Path, output_dir: str | Path) -> list[Path]:
+        """Where :meth:`separate_file` writes the talkers of ``path``: ``NAME_s1.wav``, ``NAME_s2.wav``..."""
+        return [Path(output_dir) / f"{Path(path).stem}_s{k + 1}.wav" for k in range(self.n_spks)]
 
     # ------------------------------------------------------------------ streaming
     @property
@@ -553,8 +669,36 @@ def _parse_overrides(items: Sequence[str]) -> dict:
         key, sep, value = item.partition("=")
         if not sep:
             raise SeparationError(f"--override {item!r}: expected KEY=VALUE")
-        overrides[key] = load_hyperpyyaml(f"value: {value}")["value"]
+        try:
+            overrides[key] = load_hyperpyyaml(f"value: {value}")["value"]
+        except Exception as error:  # ruamel / hyperpyyaml errors: the value is not YAML
+            raise SeparationError(f"--override {item!r}: the value is not YAML ({one_line(error)})") from error
     return overrides
+
+
+def _shared_outputs(separator: BinauralSeparator, inputs: Sequence[Path], output_dir: Path) -> str | None:
+    """Two inputs that would write the same file (``a.wav`` and ``a.flac``: ``a_s1.wav``), named; None if none.
+
+    Names are compared case-blind: on a case-insensitive disk ``A_s1.wav`` is ``a_s1.wav``.
+    """
+    writers: dict[str, Path] = {}
+    for path in inputs:
+        for target in separator.output_paths(path, output_dir):
+            other = writers.setdefault(str(target).casefold(), path)
+            if other != path:
+                return f"{other} and {path} would both be written to {target}"
+    return None
+
+
+def _positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -574,9 +718,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--input", type=Path, required=True, help="a two-channel audio file, or a folder of them")
     parser.add_argument("--output_dir", type=Path, required=True, help="where NAME_s1.wav... are written")
     parser.add_argument("--streaming", action="store_true", help="run a causal model chunk by chunk")
-    parser.add_argument("--chunk_ms", type=float, default=8.0, help="streaming chunk in ms (a multiple of the hop)")
-    parser.add_argument("--block_seconds", type=float, default=DEFAULT_BLOCK_SECONDS,
-                        help="offline block length for long files (s)")
+    parser.add_argument("--chunk_ms", type=_positive_float, default=8.0,
+                        help="streaming chunk in ms (a multiple of the hop)")
+    parser.add_argument("--block_seconds", type=_positive_float, default=DEFAULT_BLOCK_SECONDS,
+                        help=f"offline block length for long files (s; at least twice the {DEFAULT_CROSSFADE_MS:g} ms "
+                             "cross-fade)")
     parser.add_argument("--subtype", default="FLOAT", choices=("FLOAT", "PCM_16", "PCM_24"),
                         help="output wav sample format (FLOAT: no clipping)")
     parser.add_argument("--report", action="store_true",
@@ -599,12 +745,29 @@ def _separator(args: argparse.Namespace) -> BinauralSeparator:
     )
 
 
+def _show_warnings() -> None:
+    """Library warnings (a damaged checkpoint skipped for another...) as ``separate.py: warning: ...``
+    lines on stderr, and nothing below WARNING; nothing changes when logging is configured already."""
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setLevel(logging.WARNING)
+        handler.setFormatter(logging.Formatter("separate.py: warning: %(message)s"))
+        root.addHandler(handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit status (0 ok, 1 an input failed, 2 usage)."""
     args = build_parser().parse_args(argv)
+    _show_warnings()
     try:
-        separator = _separator(args)
         inputs = _inputs(args.input)
+        if args.output_dir.exists() and not args.output_dir.is_dir():
+            raise SeparationError(f"{args.output_dir}: not a folder; --output_dir names the folder the estimates go to")
+        separator = _separator(args)
+        clash = _shared_outputs(separator, inputs, args.output_dir)
+        if clash:  # refused before anything is written: the second would overwrite the first
+            raise SeparationError(f"{clash}; rename one of them, or separate them into different --output_dir folders")
         print(f"model: {separator.source}; {separator.n_spks} talkers at {separator.sample_rate} Hz on {separator.device}")
         if args.streaming:
             separator.stream  # noqa: B018 (fails early, with the reason, for a non-causal model)
@@ -627,6 +790,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (SeparationError, AudioFileError) as error:
             failures += 1
             print(f"separate.py: error: {error}", file=sys.stderr)
+            continue
+        except OSError as error:  # the output folder: permissions, a full disk...
+            failures += 1
+            print(f"separate.py: error: {path}: its estimates could not be written to {args.output_dir} "
+                  f"({error.strerror or one_line(error)})", file=sys.stderr)
             continue
         print(f"{path} -> {', '.join(str(p) for p in written)}")
         separated.append((path, written))

@@ -46,6 +46,7 @@ from speechbrain.dataio import audio_io as sb_audio_io
 from speechbrain.utils.distributed import if_main_process, is_distributed_initialized, run_on_main
 from speechbrain.utils.logger import get_logger
 
+from checkpoints import VALID_SNR_KEY, IntactCheckpointer
 from dataset import GenerationOptions, ensure_dataset
 from errors import RecipeError
 from layout import SPLITS, freq_name
@@ -53,7 +54,7 @@ from layout import SPLITS, freq_name
 logger = get_logger(__name__)
 
 #: Checkpoint meta key holding the validation SNR in dB (higher is better).
-CKPT_KEY = "valid_snr"
+CKPT_KEY = VALID_SNR_KEY
 
 
 # ==================================================================================================
@@ -727,10 +728,14 @@ class Separation(sb.Brain):
             save_binaural_wav(folder / f"item{utt_id}_source{k + 1}hat.wav", estimates[..., k], rate)
 
     def on_evaluate_start(self, max_key=None, min_key=None):
-        """Refuse to evaluate an untrained model: the best checkpoint must exist."""
-        if self.checkpointer.find_checkpoint(max_key=max_key, min_key=min_key) is None:
-            raise RecipeError(no_checkpoint_message(self.checkpointer.checkpoints_dir))
-        super().on_evaluate_start(max_key=max_key, min_key=min_key)
+        """Load the best intact checkpoint (``checkpoints.IntactCheckpointer.find_best_checkpoint``:
+        ours by ``valid_snr``, a published SpeechBrain experiment by its negative ``snr``); refuse
+        to evaluate an untrained model or one whose every checkpoint is damaged."""
+        checkpoint, reason = self.checkpointer.find_best_checkpoint(min_key=min_key, max_key=max_key)
+        if checkpoint is None:
+            raise RecipeError(no_checkpoint_message(self.checkpointer))
+        logger.info(f"evaluating {checkpoint.path} ({reason})")
+        self.checkpointer.load_checkpoint(checkpoint)
 
     # ---------------------------------------------------------------------------------- stages
     def on_stage_start(self, stage, epoch=None):
@@ -797,11 +802,26 @@ class Separation(sb.Brain):
                 )
 
 
-def no_checkpoint_message(folder: str | Path) -> str:
+def no_checkpoint_message(checkpointer: IntactCheckpointer) -> str:
+    """Why ``--test_only`` cannot evaluate: no checkpoint in the folder, or none intact (named)."""
+    if checkpointer.damaged:
+        return f"{checkpointer.unusable_message()}: nothing to evaluate"
     return (
-        f"no trained checkpoint in {folder}: nothing to evaluate. Train first (the same command "
-        "without --test_only), or point --output_folder at a trained experiment"
+        f"no trained checkpoint in {checkpointer.checkpoints_dir}: nothing to evaluate. Train first (the same "
+        "command without --test_only), or point --output_folder at a trained experiment"
     )
+
+
+def checked_checkpointer(hparams: dict, hparams_file: str) -> IntactCheckpointer:
+    """The hparams file's ``checkpointer``, which must be a ``checkpoints.IntactCheckpointer``."""
+    checkpointer = hparams["checkpointer"]
+    if not isinstance(checkpointer, IntactCheckpointer):
+        raise RecipeError(
+            f"{hparams_file}: checkpointer is a {type(checkpointer).__name__}; declare `checkpointer: "
+            "!new:checkpoints.IntactCheckpointer` (same arguments) as hparams/convtasnet-parallel.yaml does, so that "
+            "a killed save never leaves a checkpoint that resume or --test_only would trust"
+        )
+    return checkpointer
 
 
 # ==================================================================================================
@@ -812,13 +832,16 @@ def no_checkpoint_message(folder: str | Path) -> str:
 def run(hparams_file: str, hparams: dict, run_opts, overrides: str) -> None:
     """The recipe's stages (see the module docstring)."""
     test_only = bool(run_opts["test_only"])
-    checkpointer = hparams["checkpointer"]
-    if test_only and checkpointer.find_checkpoint(max_key=CKPT_KEY) is None:
-        raise RecipeError(no_checkpoint_message(checkpointer.checkpoints_dir))
+    checkpointer = checked_checkpointer(hparams, hparams_file)
+    if test_only and checkpointer.find_best_checkpoint()[0] is None:
+        raise RecipeError(no_checkpoint_message(checkpointer))
 
+    # An experiment's hyperparams.yaml records what was trained (ours, or a published SpeechBrain
+    # one): evaluating it keeps that record rather than writing the evaluation's YAML over it.
+    keep_record = test_only and (Path(hparams["output_folder"]) / "hyperparams.yaml").is_file()
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"],
-        hyperparams_to_save=hparams_file,
+        hyperparams_to_save=None if keep_record else hparams_file,
         overrides=overrides,
     )
     n_spks = hparams["num_spks"]
@@ -881,7 +904,8 @@ def run(hparams_file: str, hparams: dict, run_opts, overrides: str) -> None:
             train_loader_kwargs=train_opts,
             valid_loader_kwargs=dict(hparams["valid_dataloader_opts"]),
         )
-    separator.evaluate(datasets["tt"], max_key=CKPT_KEY, test_loader_kwargs=dict(hparams["test_dataloader_opts"]))
+    # The best checkpoint by the key its folder holds (checkpoints.KNOWN_CHECKPOINT_KEYS: ours, published).
+    separator.evaluate(datasets["tt"], test_loader_kwargs=dict(hparams["test_dataloader_opts"]))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -262,3 +262,30 @@ class Page:
         parts = urlsplit(url)
         assert not parts.scheme and not parts.netloc and not url.startswith("/"), f"{url}: not a relative link"
         return (self.path.parent / unquote(parts.path)).resolve()
+
+
+def sigkill_when_marked(command: list[str], marker: Path, timeout: float = 180) -> None:
+    """Run ``command`` (from the project root) and SIGKILL it as soon as it creates ``marker``.
+
+    The command signals the moment to kill (e.g. halfway through writing a checkpoint) by
+    creating ``marker``; the test fails if it exits or takes ``timeout`` seconds before that.
+    """
+    import os
+    import signal
+    import subprocess
+    import time
+
+    environment = os.environ | {"PYTHONPATH": str(PROJECT_ROOT), "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=environment, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while not marker.exists():
+            assert process.poll() is None, f"{command[:3]} ended before the kill: {process.stderr.read()[-3000:]}"
+            assert time.monotonic() < deadline, f"{marker} never appeared"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait(timeout=60)
+        process.stderr.close()
+    assert process.returncode == -signal.SIGKILL

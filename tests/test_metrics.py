@@ -362,3 +362,108 @@ def test_write_results_csv_needs_every_column(tmp_path: Path) -> None:
         write_results_csv([row], tmp_path / "r.csv")
     with pytest.raises(ValueError, match="no rows"):
         write_results_csv([], tmp_path / "r.csv")
+
+
+# ------------------------------------------------------------------ short, empty and silent signals
+
+
+@pytest.mark.parametrize("length", [200, 256, 1000, 4000])
+def test_sdr_of_an_unrelated_estimate_stays_low_on_short_signals(length: int) -> None:
+    """White noise is no estimate of a talker at any length: with a 512-tap filter it scored the
+    +100 dB clamp at 256 samples and -4.6 dB at 2000; one tap per 16 samples keeps it near
+    10 log10(1/15) = -11.8 dB, the share of unrelated energy the filter can explain."""
+    targets = _talkers(2, length=length)
+    noise = np.stack([_talkers(2, length=length, seed=70 + k)[:, :, k] for k in range(2)], axis=2)
+    assert metrics.sdr_filter_length(length) == length // 16
+    assert np.all(sdr_db(targets, noise) < -8.0)
+
+
+def test_sdr_of_target_plus_noise_is_right_on_a_short_signal() -> None:
+    targets = _talkers(2, length=1000)
+    noise = np.stack([_talkers(2, length=1000, seed=80 + k)[:, :, k] for k in range(2)], axis=2)
+    noise *= np.sqrt(np.sum(targets**2, axis=0) / np.sum(noise**2, axis=0) / 10.0)  # 10 dB per ear
+    # 10 dB, plus what 62 taps explain of 1000 noise samples: 10 log10(16 / 15) = 0.28 dB.
+    assert sdr_db(targets, targets + noise) == pytest.approx([10.28, 10.28], abs=0.4)
+
+
+def test_sdr_filter_is_the_published_512_taps_from_8192_samples() -> None:
+    assert [metrics.sdr_filter_length(n) for n in (16, 8191, 8192, 10**6)] == [1, 511, 512, 512]
+    with pytest.raises(MetricsInputError, match="15 samples are too short for BSS-eval SDR"):
+        metrics.sdr_filter_length(15)
+
+
+@pytest.mark.parametrize(
+    "score",
+    [
+        lambda e: evaluate_utterance(e[:, :, 0], e, e, FS),
+        lambda e: sdr_db(e, e),
+        lambda e: snr_db(e[:, :, 0], e[:, :, 0]),
+        lambda e: si_snr_db(e[:, :, 0], e[:, :, 0]),
+        lambda e: itd_us(e[:, :, 0], FS, fine=True),
+        lambda e: ild_db(e[:, :, 0]),
+        lambda e: best_permutation(e, e),
+    ],
+)
+def test_empty_signals_are_a_clear_error(score) -> None:
+    with pytest.raises(MetricsInputError, match=r"is empty \(shape \(0, 2"):
+        score(np.zeros((0, 2, 2)))
+
+
+def test_a_silent_ear_gives_the_same_ild_magnitude_on_either_side() -> None:
+    talker = _noise(90, 4000)
+    energy = float(np.sum(talker**2))
+    silent_left = np.stack([np.zeros(4000), talker], axis=1)
+    silent_right = silent_left[:, ::-1]
+    assert ild_db(silent_right) == pytest.approx(10 * math.log10(energy / 1e-8), abs=1e-6)
+    assert ild_db(silent_left) == pytest.approx(-ild_db(silent_right), abs=1e-9)
+    assert ild_db(np.zeros((100, 2))) == 0.0
+    ordinary = _binaural(talker, left_gain_db=3.0)
+    assert ild_db(ordinary[:, ::-1]) == pytest.approx(-ild_db(ordinary), abs=1e-9)
+
+
+# ------------------------------------------------------------------ bounded fine ITD
+
+
+def test_fine_itd_searches_only_the_lags_a_head_produces() -> None:
+    """An estimate whose ears are 5 ms apart (no head does that): the published ΔITD counts the
+    5 ms, the fine one finds the best lag within ±1 ms (or ±max_itd_us)."""
+    source = _noise(91, 8000)
+    target = _binaural(source)[:, :, None]  # ITD 0
+    estimate = _binaural(source, right_delay=40)[:, :, None]  # 40 samples = 5000 µs at 8 kHz
+    result = evaluate_utterance(target[:, :, 0], target, estimate, FS)
+    assert result["delta_ITD"] == pytest.approx(5000.0)
+    assert result["delta_ITD_fine"] <= metrics.MAX_ITD_US
+    assert itd_us(estimate[:, :, 0], FS, fine=True, max_itd_us=None) == pytest.approx(-5000.0)
+    assert itd_us(estimate[:, :, 0], FS, fine=True, max_itd_us=6000) == pytest.approx(-5000.0)
+    wide = evaluate_utterance(target[:, :, 0], target, estimate, FS, max_itd_us=6000)
+    assert wide["delta_ITD_fine"] == pytest.approx(5000.0)
+
+
+def test_unbounded_fine_itd_is_pyroomacoustics_tdoa() -> None:
+    from pyroomacoustics.experimental.localization import tdoa
+
+    rng = np.random.default_rng(92)
+    for length in (999, 1000, 3001):
+        left, right = rng.standard_normal(length), rng.standard_normal(length)
+        expected = tdoa(left, right, interp=metrics.ITD_FINE_INTERP, fs=FS, phat=True) * 1e6
+        assert itd_us(np.stack([left, right], axis=1), FS, fine=True, max_itd_us=None) == expected
+
+
+def test_cli_max_itd_option_and_a_folder_as_out(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    data, est = _write_tree(tmp_path, n_spk=2, n_files=1)
+    args = ["--mix_dir", str(data / "mix"), "--ref_dir", str(data), "--est_dir", str(est)]
+    assert metrics.main([*args, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"metrics.py: error: {tmp_path}: is a folder") and err.count("\n") == 1
+    assert metrics.main([*args, "--out", str(tmp_path / "r.csv"), "--max_itd_us", "500"]) == 0
+    with pytest.raises(SystemExit):
+        metrics.main([*args, "--out", str(tmp_path / "r.csv"), "--max_itd_us", "0"])
+    assert "'0' is not a positive number of µs" in capsys.readouterr().err
+
+
+def test_an_empty_file_is_named(tmp_path: Path) -> None:
+    data, est = _write_tree(tmp_path, n_spk=2, n_files=1)
+    for folder in (data / "mix", data / "s1", data / "s2", est / "s1", est / "s2"):
+        sf.write(folder / "utt0_x.wav", np.zeros((0, 2)), FS, subtype="FLOAT")
+    with pytest.raises(MetricsInputError, match=r"mix/utt0_x\.wav.*is empty"):
+        score_folders(data / "mix", data, est, tmp_path / "r.csv")

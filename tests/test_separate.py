@@ -8,6 +8,7 @@ the experiment folder (``resolve_references``, what ``create_experiment_director
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -329,3 +330,138 @@ def test_cli_errors(experiment, tmp_path, capsys) -> None:
     assert "--checkpoint" in capsys.readouterr().err
     assert main(["--experiment", str(experiment[0]), "--input", str(tmp_path / "nope.wav"), "--output_dir", out]) == 2
     assert "nope.wav: no such file" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------- damaged checkpoints
+def copy_experiment(experiment: Path, tmp_path: Path) -> Path:
+    """A copy of a module-scoped experiment, to damage."""
+    import shutil
+
+    return Path(shutil.copytree(experiment, tmp_path / "exp"))
+
+
+def test_a_damaged_best_checkpoint_is_skipped_for_the_next(causal_experiment, tmp_path, capsys, caplog) -> None:
+    folder = copy_experiment(causal_experiment[0], tmp_path)
+    best, latest = checkpoints(folder)
+    savefile = best / "masknetR.ckpt"
+    savefile.write_bytes(savefile.read_bytes()[:-100])  # a copy cut short
+    separator = BinauralSeparator.from_experiment(folder)
+    assert same_state(separator.model, causal_experiment[2])  # the latest (and next best) one
+    assert separator.source == f"{latest} (best by max valid_snr)"
+    status = main(["--experiment", str(folder), "--input", str(write_mix(tmp_path / "a.wav")),
+                   "--output_dir", str(tmp_path / "out")])
+    captured = capsys.readouterr()
+    assert status == 0 and f"model: {latest}" in captured.out
+    assert f"skipping the damaged checkpoint {best}: masknetR.ckpt is truncated" in caplog.text
+    # Asked for by name, a damaged checkpoint is an error naming it.
+    yaml = ROOT / "hparams" / "convtasnet-parallel-causal.yaml"
+    with pytest.raises(SeparationError, match=rf"^{re.escape(str(best))}: .*masknetR.ckpt is truncated"):
+        BinauralSeparator.from_hparams(yaml, best, overrides=TINY)
+
+
+def one_error_line(stderr: str) -> str:
+    """The CLI's error: exactly one line, no traceback: after argparse's usage lines (if any), every
+    line of stderr is one of separate.py's own one-line messages."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    if lines and lines[0].startswith("usage:"):
+        lines = lines[next(i for i, line in enumerate(lines) if line.startswith("separate.py: ")):]
+    assert lines and all(line.startswith("separate.py: ") for line in lines), stderr
+    errors = [line for line in lines if line.startswith("separate.py: error:")]
+    assert len(errors) == 1, stderr
+    return errors[0]
+
+
+def _crafted_pickle(folder: Path) -> None:
+    """masknetL.ckpt replaced by a whole, valid zip whose pickle would run code (weights_only refuses it)."""
+    torch.save({"weight": _Payload(folder / "code_ran")}, checkpoints(folder)[0] / "masknetL.ckpt")
+    torch.save({"weight": _Payload(folder / "code_ran")}, checkpoints(folder)[1] / "masknetL.ckpt")
+
+
+class _Payload:
+    def __init__(self, proof: Path) -> None:
+        self.proof = proof
+
+    def __reduce__(self):
+        return (Path.touch, (self.proof,))
+
+
+@pytest.mark.parametrize(
+    "damage, expected",
+    [
+        (lambda f: (f / "hparams.yaml").write_text("Model: !new:binaural_tasnet.ParallelTasNet\n  encoderL: [1,\n"),
+         r"hparams\.yaml: (not a YAML file|cannot load the hparams)"),
+        (lambda f: (f / "hparams.yaml").write_bytes(b"\xff\xfe\x00garbage"), r"hparams\.yaml: cannot read the hparams"),
+        (_crafted_pickle, r"masknetL|holds more than weights"),
+        (lambda f: [(c / "CKPT.yaml").write_text("unixtime: [") for c in checkpoints(f)], r"no intact checkpoint in .*save"),
+    ],
+)
+def test_experiment_errors_are_one_line_naming_the_file(experiment, tmp_path, capsys, damage, expected) -> None:
+    folder = copy_experiment(experiment[0], tmp_path)
+    damage(folder)
+    status = main(["--experiment", str(folder), "--input", str(write_mix(tmp_path / "a.wav")),
+                   "--output_dir", str(tmp_path / "out")])
+    error = one_error_line(capsys.readouterr().err)
+    assert status == 2 and re.search(expected, error) and str(folder) in error
+    assert not (folder / "code_ran").exists()
+    assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------------------------- CLI input checks
+def test_inputs_sharing_a_stem_are_refused_before_any_work(experiment, tmp_path, capsys) -> None:
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    write_mix(inputs / "a.wav")
+    sf.write(inputs / "a.flac", 0.1 * np.random.default_rng(1).standard_normal((4000, 2)), RATE)
+    write_mix(inputs / "b.wav")
+    status = main(["--experiment", str(experiment[0]), "--input", str(inputs), "--output_dir", str(tmp_path / "out")])
+    error = one_error_line(capsys.readouterr().err)
+    assert status == 2
+    assert str(inputs / "a.flac") in error and str(inputs / "a.wav") in error and "a_s1.wav" in error
+    assert not (tmp_path / "out").exists()  # nothing separated, not even b.wav
+
+
+@pytest.mark.parametrize(
+    "option, value, expected",
+    [
+        ("--block_seconds", "0", "argument --block_seconds: '0' is not a positive number"),
+        ("--block_seconds", "-3", "argument --block_seconds: '-3' is not a positive number"),
+        ("--block_seconds", "nan", "argument --block_seconds: 'nan' is not a positive number"),
+        ("--block_seconds", "0.1", "--block_seconds 0.1: a block must be"),
+        ("--chunk_ms", "0", "argument --chunk_ms: '0' is not a positive number"),
+        ("--chunk_ms", "inf", "argument --chunk_ms: 'inf' is not a positive number"),
+    ],
+)
+def test_block_and_chunk_lengths_are_validated(experiment, tmp_path, capsys, option, value, expected) -> None:
+    args = ["--experiment", str(experiment[0]), "--input", str(write_mix(tmp_path / "a.wav")),
+            "--output_dir", str(tmp_path / "out"), option, value]
+    try:
+        status = main(args)
+    except SystemExit as exit_info:  # argparse
+        status = exit_info.code
+    assert status == 2
+    assert expected in one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(SeparationError, match="a block must be"):
+        BinauralSeparator.from_experiment(experiment[0], block_seconds=0.0)
+
+
+def test_a_too_short_input_and_an_unwritable_output_name_the_file(experiment, tmp_path, capsys) -> None:
+    short = write_mix(tmp_path / "short.wav", seconds=0.001)  # 8 samples, shorter than one encoder window
+    assert main(["--experiment", str(experiment[0]), "--input", str(short), "--output_dir", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert f"separate.py: error: {short}: the mixture is 8 samples long" in err and "Traceback" not in err
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    mix = write_mix(tmp_path / "a.wav")
+    assert main(["--experiment", str(experiment[0]), "--input", str(mix), "--output_dir", str(blocker)]) == 2
+    assert f"{blocker}: not a folder" in one_error_line(capsys.readouterr().err)
+    assert main(["--experiment", str(experiment[0]), "--input", str(mix), "--output_dir", str(blocker / "sub")]) == 1
+    err = capsys.readouterr().err
+    assert f"separate.py: error: {mix}: its estimates could not be written to {blocker / 'sub'}" in err
+    assert "Traceback" not in err
+
+
+def test_a_bad_override_is_one_line(experiment, tmp_path, capsys) -> None:
+    status = main(["--experiment", str(experiment[0]), "--input", str(write_mix(tmp_path / "a.wav")),
+                   "--output_dir", str(tmp_path / "out"), "--override", "H=[1,"])
+    assert status == 2 and "--override 'H=[1,': the value is not YAML" in one_error_line(capsys.readouterr().err)

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import PROJECT_ROOT
+from conftest import PROJECT_ROOT, sigkill_when_marked
 
 import train
 from dataset import DatasetMismatchError, DatasetRecord, GenerationOptions, missing_parts
@@ -489,3 +489,306 @@ def test_dynamic_mixing_without_a_dataset_is_a_clear_error(tmp_path):
         train.training_set(hparams | {"base_folder_dm": str(tmp_path / "absent")}, None, GenerationOptions())
     static = object()
     assert train.training_set({"dynamic_mixing": False}, static, GenerationOptions()) is static
+
+
+# --------------------------------------------------------------------------------------------------
+# Checkpoints that survive a kill or damage, through resume, --test_only and separate.py
+# --------------------------------------------------------------------------------------------------
+
+# train.py as the user runs it, except that torch.save of the second masknetL.ckpt (epoch 2's
+# checkpoint) writes half the file, signals, and hangs until the test SIGKILLs the process.
+KILLED_TRAINING = """
+import io, sys, time
+from pathlib import Path
+import torch
+from speechbrain.utils import checkpoints as sb_checkpoints
+
+marker, saves = Path(sys.argv[1]), []
+plain_save = sb_checkpoints.DEFAULT_SAVE_HOOKS[torch.nn.Module]
+
+def save_or_hang(module, path):
+    saves.append(Path(path).name)
+    if saves.count("masknetL.ckpt") < 2:
+        return plain_save(module, path)
+    buffer = io.BytesIO()
+    torch.save(module.state_dict(), buffer)
+    with open(path, "wb") as handle:
+        handle.write(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    marker.touch()
+    time.sleep(600)
+
+sb_checkpoints.DEFAULT_SAVE_HOOKS[torch.nn.Module] = save_or_hang
+sys.argv = ["train.py", *sys.argv[2:]]
+import train
+sys.exit(train.main())
+"""
+
+
+def kill_training_during_save(command: list[str], marker: Path) -> None:
+    """Run ``command`` (a train.py command line) under :data:`KILLED_TRAINING`; SIGKILL it mid-save."""
+    sigkill_when_marked([sys.executable, "-c", KILLED_TRAINING, str(marker), *command[2:]], marker)  # [2:]: no "python train.py"
+
+
+def separate_cli(capsys, *args: str) -> tuple[int, str, str]:
+    """``python separate.py ARGS`` in this process: (status, stdout, stderr)."""
+    import separate
+
+    capsys.readouterr()
+    status = separate.main(list(args))
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def write_mixture(path: Path, seconds: float = 0.5, rate: int = 8000) -> Path:
+    sf.write(path, 0.1 * np.random.default_rng(0).standard_normal((int(seconds * rate), 2)), rate)
+    return path
+
+
+def test_a_training_killed_while_saving_tests_separates_and_resumes(data_2spk, tiny_wsj_root, tmp_path, capsys):
+    out = tmp_path / "out"
+    command = recipe_command("convtasnet-parallel.yaml", data_2spk, tiny_wsj_root, out, "--N_epochs", "2")
+    kill_training_during_save(command, tmp_path / "halfway")
+    [intact] = checkpoints(out)  # epoch 2's half-written save is no checkpoint
+    assert (intact / "counter.ckpt").read_text() == "1"
+
+    # --test_only evaluates epoch 1's checkpoint.
+    tested = run(recipe_command("convtasnet-parallel.yaml", data_2spk, tiny_wsj_root, out, "--test_only"))
+    check_ok(tested)
+    check_test_results(out, N_MIXTURES["tt"])
+    assert f"evaluating {intact}" in tested.stdout + tested.stderr
+
+    # separate.py separates with it.
+    status, stdout, _ = separate_cli(capsys, "--experiment", str(out), "--input", str(write_mixture(tmp_path / "m.wav")),
+                                     "--output_dir", str(tmp_path / "separated"))
+    assert status == 0 and f"model: {intact} (best by max valid_snr)" in stdout
+    assert sorted(p.name for p in (tmp_path / "separated").iterdir()) == ["m_s1.wav", "m_s2.wav"]
+
+    # The same command again resumes after epoch 1 and saves epoch 2 whole.
+    resumed = run(command)
+    check_ok(resumed)
+    assert "Traceback" not in resumed.stderr
+    assert 2 in {int((c / "counter.ckpt").read_text()) for c in checkpoints(out)}
+    assert not [p for p in (out / "save").iterdir() if p.name.endswith(".saving")]  # the leftover is gone
+
+
+def test_damaged_checkpoints_are_named_by_test_only_and_separate_and_resume_starts_over(
+    data_2spk, tiny_wsj_root, tmp_path, capsys
+):
+    out = tmp_path / "out"
+    check_ok(run(recipe_command("convtasnet-parallel.yaml", data_2spk, tiny_wsj_root, out, "--N_epochs", "1")))
+    [checkpoint] = checkpoints(out)
+    savefile = checkpoint / "masknetL.ckpt"
+    savefile.write_bytes(savefile.read_bytes()[:1000])  # a copy cut short
+    (out / "test_results.csv").unlink()
+
+    tested = run(recipe_command("convtasnet-parallel.yaml", data_2spk, tiny_wsj_root, out, "--test_only"))
+    assert tested.returncode == 1 and "Traceback" not in tested.stderr
+    [error] = [line for line in tested.stderr.splitlines() if line.startswith("train.py: error:")]
+    assert f"no intact checkpoint in {out / 'save'}" in error and "masknetL.ckpt is truncated" in error
+    assert not (out / "test_results.csv").exists()
+
+    status, _, stderr = separate_cli(capsys, "--experiment", str(out), "--input", str(write_mixture(tmp_path / "m.wav")),
+                                     "--output_dir", str(tmp_path / "separated"))
+    assert status == 2 and "Traceback" not in stderr
+    [error] = [line for line in stderr.splitlines() if line.startswith("separate.py: error:")]
+    assert f"no intact checkpoint in {out / 'save'} ({checkpoint.name}: masknetL.ckpt is truncated" in error
+    assert not (tmp_path / "separated").exists()
+
+    resumed = run(recipe_command("convtasnet-parallel.yaml", data_2spk, tiny_wsj_root, out, "--N_epochs", "1"))
+    check_ok(resumed)
+    output = resumed.stdout + resumed.stderr
+    assert "starting from scratch" in output and str(checkpoint) in output
+    assert [epoch for epoch, _ in train_log_epochs(out)] == [1, 1]  # epoch 1 trained again
+    check_test_results(out, N_MIXTURES["tt"])
+
+
+
+# --------------------------------------------------------------------------------------------------
+# A published SpeechBrain output folder, used as it is downloaded
+# --------------------------------------------------------------------------------------------------
+
+# The hyperparams.yaml of a published output folder (results/convtasnet-parallel/1234), resolved
+# as SpeechBrain 0.5's create_experiment_directory wrote it: the authors' absolute paths, objects
+# shared through YAML aliases, an augmentation whose module SpeechBrain 1.x no longer has, and the
+# published module names and sizes (N 64, L 16, MaskNet N 128 B 64 H 128 P 3 X 8 R 4, gLN).
+PUBLISHED_HYPERPARAMS = """\
+# Generated 2022-07-05 from:
+# /home/author/speechbrain/recipes/BinauralWSJ0Mix/separation/hparams/convtasnet-parallel.yaml
+# yamllint disable
+seed: 1234
+__set_seed: !apply:torch.manual_seed [1234]
+data_folder: /network/datasets/binaural-wsj0mix/2speakers
+wsj_root: /network/datasets/wsj0-processed
+experiment_name: convtasnet-parallel
+output_folder: results/convtasnet-parallel/1234
+save_folder: results/convtasnet-parallel/1234/save
+num_spks: 2
+sample_rate: 8000
+speedperturb: !new:speechbrain.lobes.augment.TimeDomainSpecAugment
+  perturb_prob: 1.0
+  sample_rate: 8000
+  speeds: [95, 100, 105]
+EncoderL: &id001 !new:speechbrain.lobes.models.dual_path.Encoder
+  kernel_size: 16
+  out_channels: 64
+EncoderR: &id002 !new:speechbrain.lobes.models.dual_path.Encoder
+  kernel_size: 16
+  out_channels: 64
+MaskNetL: &id005 !new:speechbrain.lobes.models.conv_tasnet.MaskNet
+  N: 128
+  B: 64
+  H: 128
+  P: 3
+  X: 8
+  R: 4
+  C: 2
+  norm_type: gLN
+  causal: false
+  mask_nonlinear: relu
+MaskNetR: &id006 !new:speechbrain.lobes.models.conv_tasnet.MaskNet
+  N: 128
+  B: 64
+  H: 128
+  P: 3
+  X: 8
+  R: 4
+  C: 2
+  norm_type: gLN
+  causal: false
+  mask_nonlinear: relu
+DecoderL: &id003 !new:speechbrain.lobes.models.dual_path.Decoder
+  in_channels: 64
+  out_channels: 1
+  kernel_size: 16
+  stride: 8
+  bias: false
+DecoderR: &id004 !new:speechbrain.lobes.models.dual_path.Decoder
+  in_channels: 64
+  out_channels: 1
+  kernel_size: 16
+  stride: 8
+  bias: false
+optimizer: !name:torch.optim.Adam
+  lr: 0.00015
+  weight_decay: 0
+loss: !name:speechbrain.nnet.losses.get_snr_with_pitwrapper
+lr_scheduler: &id007 !new:speechbrain.nnet.schedulers.ReduceLROnPlateau
+  factor: 0.5
+  patience: 2
+  dont_halve_until_epoch: 85
+epoch_counter: &id008 !new:speechbrain.utils.epoch_loop.EpochCounter
+  limit: 200
+modules:
+  encoderL: *id001
+  encoderR: *id002
+  decoderL: *id003
+  decoderR: *id004
+  masknetL: *id005
+  masknetR: *id006
+checkpointer: !new:speechbrain.utils.checkpoints.Checkpointer
+  checkpoints_dir: results/convtasnet-parallel/1234/save
+  recoverables:
+    encoderL: *id001
+    encoderR: *id002
+    decoderL: *id003
+    decoderR: *id004
+    masknetL: *id005
+    masknetR: *id006
+    counter: *id008
+    lr_scheduler: *id007
+train_logger: !new:speechbrain.utils.train_logger.FileTrainLogger
+  save_file: results/convtasnet-parallel/1234/train_log.txt
+"""
+
+
+def make_published_experiment(folder: Path) -> tuple[Path, dict[str, dict]]:
+    """``folder`` laid out as a published output folder, random weights: ``hyperparams.yaml`` and
+    ``save/CKPT+<date>/`` with the six lobes, counter, lr_scheduler, optimizer and brain savefiles,
+    written by SpeechBrain's own Checkpointer with the published meta (``snr``: negative SNR).
+
+    Two checkpoints: the best (snr -16.9, epoch 180) first, a worse latest one (-15.9, epoch 200).
+    Returns the best one's folder and the state of its lobes.
+    """
+    import yaml
+    from speechbrain.lobes.models.conv_tasnet import MaskNet
+    from speechbrain.lobes.models.dual_path import Decoder, Encoder
+    from speechbrain.nnet.schedulers import ReduceLROnPlateau
+    from speechbrain.utils.checkpoints import Checkpointer
+    from speechbrain.utils.epoch_loop import EpochCounter
+
+    folder.mkdir(parents=True)
+    (folder / "hyperparams.yaml").write_text(PUBLISHED_HYPERPARAMS, encoding="utf-8")
+    torch.manual_seed(0)
+
+    def masknet() -> MaskNet:
+        return MaskNet(N=128, B=64, H=128, P=3, X=8, R=4, C=2, norm_type="gLN", causal=False, mask_nonlinear="relu")
+
+    def decoder() -> Decoder:
+        return Decoder(in_channels=64, out_channels=1, kernel_size=16, stride=8, bias=False)
+
+    lobes = {
+        "encoderL": Encoder(kernel_size=16, out_channels=64), "encoderR": Encoder(kernel_size=16, out_channels=64),
+        "masknetL": masknet(), "masknetR": masknet(), "decoderL": decoder(), "decoderR": decoder(),
+    }
+    counter = EpochCounter(limit=200)
+    parameters = [p for lobe in lobes.values() for p in lobe.parameters()]
+
+    def save_brain(_, path) -> None:  # what SpeechBrain's Brain writes in brain.ckpt
+        Path(path).write_text(yaml.dump({"avg_train_loss": -16.2, "optimizer_step": 0, "step": 0}))
+
+    checkpointer = Checkpointer(
+        folder / "save",
+        recoverables={**lobes, "counter": counter, "lr_scheduler": ReduceLROnPlateau(factor=0.5, patience=2),
+                      "optimizer": torch.optim.Adam(parameters, lr=1.5e-4), "brain": object()},
+        custom_save_hooks={"brain": save_brain},
+    )
+    counter.current = 180
+    best = checkpointer.save_checkpoint(meta={"snr": -16.9}, name="2022-07-04+18-02-11+00")
+    best_state = {name: {k: v.clone() for k, v in lobe.state_dict().items()} for name, lobe in lobes.items()}
+    with torch.no_grad():
+        for parameter in parameters:
+            parameter.mul_(0.5)
+    counter.current = 200
+    checkpointer.save_checkpoint(meta={"snr": -15.9}, name="2022-07-05+09-40-57+00")
+    assert sorted(p.name for p in best.path.iterdir()) == sorted(
+        ["CKPT.yaml", "brain.ckpt", "counter.ckpt", "decoderL.ckpt", "decoderR.ckpt", "encoderL.ckpt",
+         "encoderR.ckpt", "lr_scheduler.ckpt", "masknetL.ckpt", "masknetR.ckpt", "optimizer.ckpt"]
+    )
+    return best.path, best_state
+
+
+def test_a_published_experiment_folder_is_evaluated_and_separated_as_it_is(
+    data_2spk, tiny_wsj_root, tmp_path, capsys, monkeypatch
+):
+    """The README's commands on a downloaded folder: our hparams file of the same experiment for
+    --test_only, the folder alone for separate.py; its best checkpoint by the published (negative) snr."""
+    import separate
+    from binaural_tasnet import ParallelTasNet
+
+    folder = tmp_path / "convtasnet-parallel" / "1234"
+    best, best_state = make_published_experiment(folder)
+
+    tested = run([
+        sys.executable, "train.py", "hparams/convtasnet-parallel.yaml", "--data_folder", str(data_2spk),
+        "--wsj_root", str(tiny_wsj_root), "--output_folder", str(folder), "--test_only", *OWN_DATA, *FAST,
+    ])
+    check_ok(tested)
+    assert f"evaluating {best} (best by min snr)" in tested.stdout + tested.stderr
+    assert "Epoch loaded: 180" in (folder / "train_log.txt").read_text()
+    check_test_results(folder, N_MIXTURES["tt"])
+    assert (folder / "hyperparams.yaml").read_text(encoding="utf-8") == PUBLISHED_HYPERPARAMS  # kept as published
+
+    cwd = tmp_path / "elsewhere"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)  # the published checkpointer's relative save folder must not appear here
+    mixture = write_mixture(tmp_path / "m.wav")
+    status, stdout, stderr = separate_cli(capsys, "--experiment", str(folder), "--input", str(mixture),
+                                          "--output_dir", str(tmp_path / "separated"))
+    assert status == 0, stderr
+    assert f"model: {best} (best by min snr); 2 talkers at 8000 Hz" in stdout
+    assert sorted(p.name for p in (tmp_path / "separated").iterdir()) == ["m_s1.wav", "m_s2.wav"]
+    assert list(cwd.iterdir()) == []
+    model = separate.BinauralSeparator.from_experiment(folder).model
+    assert type(model) is ParallelTasNet
+    for name, lobe_state in best_state.items():
+        assert all(torch.equal(v, lobe_state[k]) for k, v in getattr(model, name).state_dict().items()), name
