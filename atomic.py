@@ -6,6 +6,7 @@ has one writer at a time (:func:`exclusive`).
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import secrets
@@ -15,10 +16,39 @@ from typing import IO, Iterator
 
 import filelock
 
+from errors import RecipeError
+
 logger = logging.getLogger(__name__)
 
 # The suffix of files being written: a run that finds one knows it was killed mid-write.
 PARTIAL_SUFFIX = ".partial"
+
+
+class WriteError(RecipeError):
+    """A file that cannot be written (full or read-only disk, permissions, a path outside its folder)."""
+
+
+def write_error(path: Path, error: OSError) -> WriteError:
+    """The one-line error for an OS failure writing ``path``: the file, the reason, the fix."""
+    if error.errno == errno.ENOSPC:
+        reason = "the disk is full; free some space there, or write to another folder"
+    elif error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        reason = f"no permission to write there ({error.strerror}); choose a folder you can write to"
+    else:
+        reason = f"{error.strerror or error}; check the folder and the disk"
+    return WriteError(f"{path}: cannot be written: {reason}")
+
+
+def inside(root: str | Path, path: str | Path) -> Path:
+    """``path`` if it resolves inside the folder ``root`` (symbolic links and ``..`` followed), else an error.
+
+    The second line of defence behind the checks of names read from metadata: nothing is ever
+    written outside the folder the user named.
+    """
+    root, path = Path(root).resolve(), Path(path)
+    if not path.resolve().is_relative_to(root):
+        raise WriteError(f"{path}: outside the output folder {root}; refusing to write it (a crafted file name?)")
+    return path
 
 
 def _create_partial(path: Path) -> tuple[int, Path]:
@@ -48,11 +78,16 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     The temporary file is in the same folder (same file system), so ``os.replace`` is atomic.
     """
     path = Path(path)
-    handle, temporary = _create_partial(path)
+    try:
+        handle, temporary = _create_partial(path)
+    except OSError as error:
+        raise write_error(path, error) from error
     os.close(handle)
     try:
         yield temporary
         os.replace(temporary, path)
+    except OSError as error:  # the caller's writes, or the rename
+        raise write_error(path, error) from error
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
@@ -66,13 +101,18 @@ def atomic_bytes(path: str | Path, data: bytes | memoryview) -> None:
     ``close`` syncs every file it writes, which serialised the generator's workers on the disk).
     """
     path = Path(path)
-    handle, temporary = _create_partial(path)
+    try:
+        handle, temporary = _create_partial(path)
+    except OSError as error:
+        raise write_error(path, error) from error
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         temporary.unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise write_error(path, error) from error
         raise
 
 

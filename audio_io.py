@@ -23,6 +23,10 @@ SPHERE_SUFFIXES = (".wv1", ".WV1", ".wv2", ".WV2", ".sph", ".SPH")
 #: The files that count as a WSJ0 utterance in a talker folder (lower case): the wav conversions,
 #: and the SPHERE originals that :func:`resolve_utterance` finds in their place.
 UTTERANCE_SUFFIXES = (".wav", ".wv1")
+#: The files a user's folder of recordings (separate.py) or of estimates (metrics.py) is read for.
+RECORDING_SUFFIXES = (".wav", ".flac")
+#: soundfile subtypes that can hold NaN or infinity.
+FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
 
 
 class AudioFileError(RecipeError):
@@ -55,12 +59,38 @@ def _sphere_coding(path: Path) -> str:
     return match.group(1).decode("ascii", "replace") if match else ""
 
 
+def wav_promised_frames(path: Path) -> int | None:
+    """The frames the ``data`` chunk of a RIFF/WAVE header announces, or None (not a WAV, or a
+    streaming header with no length).
+
+    libsndfile reports the frames the file *holds*, clamped to its size: a wav cut short reads as
+    a shorter recording without a word. The header's own count tells that it was cut.
+    """
+    with open(path, "rb") as handle:
+        riff = handle.read(12)
+        if len(riff) < 12 or riff[:4] not in (b"RIFF", b"RIFX") or riff[8:12] != b"WAVE":
+            return None
+        order = "little" if riff[:4] == b"RIFF" else "big"
+        block_align = None
+        while True:
+            header = handle.read(8)
+            if len(header) < 8:
+                return None
+            size = int.from_bytes(header[4:], order)
+            if header[:4] == b"data":
+                unknown = size in (0, 0xFFFFFFFF) or not block_align
+                return None if unknown else size // block_align
+            body = handle.read(size + (size & 1))
+            if header[:4] == b"fmt " and len(body) >= 14:
+                block_align = int.from_bytes(body[12:14], order)
+
+
 def check_readable(path: Path, expected_rate: int | None = None) -> sf._SoundFileInfo:
-    """Header-only check that ``path`` is a readable audio file (at ``expected_rate`` Hz if given).
+    """Header-only check that ``path`` is a readable, whole audio file (at ``expected_rate`` Hz if given).
 
     Raises:
-        AudioFileError: missing file, shorten-compressed SPHERE, unreadable file or wrong rate,
-            with the fix in the message.
+        AudioFileError: missing file, shorten-compressed SPHERE, unreadable or truncated file, or
+            wrong rate, with the fix in the message.
     """
     path = Path(path)
     if not path.exists():
@@ -75,6 +105,12 @@ def check_readable(path: Path, expected_rate: int | None = None) -> sf._SoundFil
         info = sf.info(str(path))
     except (RuntimeError, sf.LibsndfileError) as error:
         raise AudioFileError(f"{path}: unreadable audio file ({error}); re-copy or re-convert it") from error
+    promised = wav_promised_frames(path)
+    if promised is not None and promised > info.frames:
+        raise AudioFileError(
+            f"{path}: truncated: its header announces {promised} samples but the file holds {info.frames} "
+            "(an interrupted copy or download?); re-copy or regenerate it"
+        )
     if info.frames == 0:
         raise AudioFileError(f"{path}: empty audio file (0 samples); re-copy it")
     if expected_rate is not None and info.samplerate != expected_rate:
@@ -91,29 +127,38 @@ def read_int16_first_channel(path: Path, expected_rate: int | None = None) -> tu
     Returns:
         samples: int16 ``[time]``; sample_rate: Hz.
     """
-    check_readable(path, expected_rate)
+    info = check_readable(path, expected_rate)
+    return _read_whole(path, info, "int16")[:, 0], info.samplerate
+
+
+def _read_whole(path: Path, info: sf._SoundFileInfo, dtype: str) -> np.ndarray:
+    """Every frame of ``path`` as ``[time, channel]`` ``dtype``, or an error when fewer decode."""
     try:
-        data, rate = sf.read(str(path), dtype="int16", always_2d=True)
+        data, _ = sf.read(str(path), dtype=dtype, always_2d=True)
     except (RuntimeError, sf.LibsndfileError) as error:
         raise AudioFileError(f"{path}: corrupt audio data ({error}); re-copy or re-convert it") from error
-    return data[:, 0], rate
+    if len(data) < info.frames:
+        raise AudioFileError(
+            f"{path}: truncated: {len(data)} of its {info.frames} samples decode; re-copy or regenerate it"
+        )
+    return data
 
 
-def read_float(path: Path, expected_rate: int | None = None, channels: int | None = None) -> tuple[np.ndarray, int]:
-    """Read a wav as float64 in [-1, 1], ``[time, channel]``, checking rate and channel count."""
+def read_float(
+    path: Path, expected_rate: int | None = None, channels: int | None = None, dtype: str = "float64"
+) -> tuple[np.ndarray, int]:
+    """Read a whole audio file in [-1, 1] as ``[time, channel]`` ``dtype``, checking rate, channel
+    count, length (against its header) and finiteness."""
     info = check_readable(path, expected_rate)
     if channels is not None and info.channels != channels:
         raise AudioFileError(
             f"{path}: {info.channels} channel(s), expected {channels}"
             + (" (left, right): a mono file carries no interaural cues" if channels == 2 else "")
         )
-    try:
-        data, rate = sf.read(str(path), dtype="float64", always_2d=True)
-    except (RuntimeError, sf.LibsndfileError) as error:
-        raise AudioFileError(f"{path}: corrupt audio data ({error}); re-copy or regenerate it") from error
+    data = _read_whole(path, info, dtype)
     if not np.all(np.isfinite(data)):
         raise AudioFileError(f"{path}: contains NaN or infinite samples; regenerate it")
-    return data, rate
+    return data, info.samplerate
 
 
 def to_int16(samples: np.ndarray, overflow: str = "clip") -> tuple[np.ndarray, int]:

@@ -48,7 +48,7 @@ from typing import Callable, Sequence
 
 from tqdm import tqdm
 
-from atomic import exclusive, remove_partial_files
+from atomic import exclusive, inside, remove_partial_files
 from audio_io import write_atomic
 from data_variants import BuildInputs, DataVariant, Renderer, metadata_digest
 from dataset import (
@@ -109,6 +109,7 @@ def _build_mixture(task: tuple) -> int:
             by_rate[freq] = [load_source(renderer.wsj_root, p, rate, renderer.source_rate) for p in spec.source_paths]
         signals = renderer.render(spec, by_rate[freq], freq, mode)
         base = split_folder(renderer.output_root, freq, mode, spec.split)
+        inside(renderer.output_root, base / spec.binaural_name)  # names from the metadata stay in the tree
         for name in variant.folders(spec.n_spks):
             path = base / name / spec.binaural_name
             if path.exists():  # finished by an interrupted run: atomic writes make it whole

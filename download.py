@@ -22,6 +22,7 @@ local path to the zip).
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import http.client
 import logging
@@ -42,7 +43,7 @@ from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
-from atomic import exclusive
+from atomic import exclusive, write_error
 from layout import CATT_FOLDER
 from errors import RecipeError
 
@@ -63,6 +64,11 @@ ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".tar", ".zip")
 URL_ENV_VAR = "BINAURAL_WSJ0MIX_URL"
 # HTTP codes worth retrying: the server or a proxy is temporarily unable to answer.
 TRANSIENT_HTTP_CODES = frozenset({408, 425, 429, 500, 502, 503, 504})
+# Failures of the local disk while a download is written: not worth a retry, worth naming the file.
+_LOCAL_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG})
+#: The most an archive may expand to, in multiples of its own size: audio and metadata compress
+#: a few times at most, so more means a zip bomb (or the wrong file) that would fill the disk.
+MAX_UNPACK_RATIO = 50
 
 
 class DownloadError(RecipeError, RuntimeError):
@@ -84,6 +90,9 @@ class RemoteArchive:
         required: relative paths inside the extracted folder that must exist afterwards.
         sha256: hex digest of the archive, checked when known.
         size: archive size in bytes, checked when known.
+        max_unpacked_bytes: the most its members may add up to once extracted (checked from the
+            archive's directory before anything is extracted); None: :data:`MAX_UNPACK_RATIO`
+            times the archive's size.
     """
 
     url: str
@@ -91,6 +100,7 @@ class RemoteArchive:
     required: tuple[str, ...]
     sha256: str | None = None
     size: int | None = None
+    max_unpacked_bytes: int | None = None
 
 
 # The repository SpeechBrain's recipe clones (its README also links a "Binaural-WSJ0Mix" spelling
@@ -105,6 +115,7 @@ BINAURAL_WSJ0MIX_ARCHIVE = RemoteArchive(
         "metadata/hrtf_meta_tr.csv",
         "CIPIC_hrtf_database/wav_database",
     ),
+    max_unpacked_bytes=512 << 20,  # metadata (19 MB) + CIPIC WAVs (45 MB) + scripts, with room to grow
 )
 
 # The BRIR Sim Set of the University of Surrey IoSR (CATT-Acoustic simulations), which the public
@@ -232,16 +243,23 @@ def _transfer_once(url: str, part: Path, validator_file: Path, timeout_s: float,
         length = headers.get("Content-Length")
         expected_total = offset + int(length) if length and length.isdigit() else None
         received = offset
-        with open(part, "ab" if resumed else "wb") as out, tqdm(
-            total=expected_total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
-            desc=desc, disable=not progress, leave=False,
-        ) as bar:
-            while chunk := response.read(CHUNK_BYTES):
-                out.write(chunk)
-                received += len(chunk)
-                bar.update(len(chunk))
-            out.flush()
-            os.fsync(out.fileno())
+        try:
+            with open(part, "ab" if resumed else "wb") as out, tqdm(
+                total=expected_total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
+                desc=desc, disable=not progress, leave=False,
+            ) as bar:
+                while chunk := response.read(CHUNK_BYTES):
+                    out.write(chunk)
+                    received += len(chunk)
+                    bar.update(len(chunk))
+                out.flush()
+                os.fsync(out.fileno())
+        except OSError as error:
+            if not isinstance(error, (TimeoutError, ConnectionError)) and error.filename in (None, str(part)) and (
+                error.errno in _LOCAL_WRITE_ERRNOS
+            ):
+                raise DownloadError(f"{write_error(part, error)} (downloading {url}; a rerun resumes it)") from error
+            raise
     if expected_total is not None and received != expected_total:
         raise _ShortTransfer(f"received {received} of the {expected_total} bytes announced by Content-Length")
 
@@ -284,9 +302,17 @@ def download_file(
             size/sha256 mismatch (the bad ``.part`` is deleted).
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    _make_folder(dest.parent)
     with exclusive(_lock_path(dest), f"the download {dest}"):
         return _download_locked(url, dest, sha256, size, timeout_s, retries, progress, backoff_s)
+
+
+def _make_folder(folder: Path) -> None:
+    """``mkdir -p``, a failure (read-only disk, no permission, a file in the way) as a DownloadError."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DownloadError(str(write_error(folder, error))) from error
 
 
 def _lock_path(target: Path) -> Path:
@@ -405,15 +431,52 @@ def _check_tar(path: Path) -> None:
                     pass
 
 
-def _extract(path: Path, suffix: str, into: Path) -> None:
+def unpacked_bytes(path: Path, suffix: str) -> int:
+    """What the members of archive ``path`` add up to once extracted, from its directory (bytes).
+
+    Both formats hold each member's size, and both readers stop at it (zip checks the CRC of
+    exactly that many bytes, tar reads exactly that many), so the sum bounds what extraction writes.
+    """
+    if suffix == ".zip":
+        with zipfile.ZipFile(path) as archive:
+            return sum(info.file_size for info in archive.infolist())
+    with tarfile.open(path) as archive:
+        return sum(member.size for member in archive if member.isfile())
+
+
+def _bytes(n: int) -> str:
+    """``41.9 MB``, ``50 kB``: a size for a message."""
+    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
+
+
+def _check_room(path: Path, suffix: str, into: Path, max_bytes: int | None) -> None:
+    """Refuse an archive larger unpacked than it should be, or than the disk under ``into`` has room for."""
+    size = unpacked_bytes(path, suffix)
+    limit = max_bytes if max_bytes is not None else MAX_UNPACK_RATIO * path.stat().st_size
+    if size > limit:
+        raise DownloadError(
+            f"{path} would unpack to {_bytes(size)}, more than the {_bytes(limit)} this archive should hold "
+            "(a zip bomb, or not the archive asked for)"
+        )
+    free = shutil.disk_usage(into).free
+    if size > free:
+        raise DownloadError(
+            f"{into.parent}: not enough free space to unpack {path.name} ({_bytes(size)} needed, {_bytes(free)} "
+            "free); free some space, or use a data folder on another disk"
+        )
+
+
+def _extract(path: Path, suffix: str, into: Path, max_bytes: int | None = None) -> None:
     """Verify then extract archive ``path`` into the existing folder ``into``."""
     try:
         if suffix == ".zip":
             _check_zip(path)
+            _check_room(path, suffix, into, max_bytes)
             with zipfile.ZipFile(path) as archive:
                 archive.extractall(into)
         else:
             _check_tar(path)
+            _check_room(path, suffix, into, max_bytes)
             with tarfile.open(path) as archive:
                 if hasattr(tarfile, "data_filter"):  # Python >= 3.11.4
                     # A second line of defence against traversal and links.
@@ -424,6 +487,8 @@ def _extract(path: Path, suffix: str, into: Path) -> None:
         raise
     except (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError, ValueError) as error:
         raise DownloadError(f"{path} is not a valid {suffix} archive ({error})") from error
+    except OSError as error:  # the disk filled up (or went read-only) while extracting
+        raise DownloadError(f"{write_error(Path(error.filename or into), error)} (extracting {path})") from error
 
 
 def _remove_stale_extractions(dest_dir: Path, name: str) -> None:
@@ -455,7 +520,7 @@ def fetch_archive(archive: RemoteArchive, dest_dir: Path, *, progress: bool = Tr
     final = dest_dir / name
     if final.is_dir() and not missing_required(final, archive.required):
         return final
-    dest_dir.mkdir(parents=True, exist_ok=True)
+    _make_folder(dest_dir)
     with exclusive(_lock_path(final), f"the download {final}"):
         if final.is_dir() and not missing_required(final, archive.required):
             return final  # another process fetched it while this one waited
@@ -481,7 +546,7 @@ def _fetch_locked(archive: RemoteArchive, dest_dir: Path, name: str, final: Path
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=EXTRACTING_SUFFIX, dir=dest_dir))
     try:
         try:
-            _extract(archive_path, suffix, staging)
+            _extract(archive_path, suffix, staging, archive.max_unpacked_bytes)
             extracted = staging / archive.top_folder if archive.top_folder else staging
             if not extracted.is_dir():
                 raise DownloadError(f"{archive_path} does not contain the top folder {archive.top_folder!r}")

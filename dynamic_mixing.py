@@ -63,6 +63,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from atomic import WriteError, inside
 from audio_io import UTTERANCE_SUFFIXES, AudioFileError, check_readable, read_float, resolve_utterance, write_atomic
 from hrtf import CIPIC_AZIMUTHS, CipicWavHRTF, HRTFError, HRTFSet, open_hrtf_set
 from metadata import active_rms, split_subjects
@@ -638,7 +639,7 @@ def build_catalogue(
             lengths.append(info.frames)
         else:
             n_samples = resampled_length(info.frames, info.samplerate, sample_rate)
-            copy = cache_root / rate_folder(sample_rate) / Path(name).with_suffix(".wav")
+            copy = inside(cache_root, cache_root / rate_folder(sample_rate) / Path(name).with_suffix(".wav"))
             if not _cached_copy_ok(copy, original, n_samples, sample_rate, info.channels):
                 todo.append((original, copy, n_samples, info.channels))
             paths.append(str(copy))
@@ -659,10 +660,9 @@ def build_catalogue(
                 _resample_to_cache(original, copy, sample_rate)
             except AudioFileError as error:
                 raise DynamicMixingError(f"dynamic mixing: {error}. Fix or remove the file before training.") from error
-            except OSError as error:  # read-only or full disk, no permission
+            except WriteError as error:  # read-only or full disk, no permission
                 raise DynamicMixingError(
-                    f"dynamic mixing: cannot write the {sample_rate} Hz copy {copy} ({error}); "
-                    "pass cache_dir= a writable folder"
+                    f"dynamic mixing: the {sample_rate} Hz copy: {error} (pass cache_dir= a writable folder)"
                 ) from error
     return AudioCatalogue(
         tuple(names), tuple(paths), np.asarray(lengths, dtype=np.int64),

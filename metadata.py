@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -133,6 +134,52 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+def _refuse(where: str, value: str, what: str) -> MetadataError:
+    return MetadataError(
+        f"{where}: {value!r} is not {what}; the file was edited or crafted: restore it from the metadata "
+        "release. Nothing was written."
+    )
+
+
+def check_name(value: str, where: str) -> str:
+    """``value``, a metadata field that becomes part of an output file name, if it cannot leave its
+    folder: no path separator, no ``.``/``..``, no NUL, not empty. ``where`` names the CSV, row, column.
+
+    Raises
+    ------
+    MetadataError
+        Naming the CSV and the row, before anything is written.
+    """
+    if not value or value in (".", "..") or any(c in value for c in "/\\\x00") or re.match(r"^[A-Za-z]:", value):
+        raise _refuse(where, value, "a plain file name (no /, \\, .. or NUL)")
+    return value
+
+
+def check_relative_path(value: str, where: str) -> str:
+    """``value``, a metadata path read under a root (``wsj0/si_tr_s/...``), if it stays under it:
+    relative, no ``..`` part, no NUL."""
+    parts = PurePosixPath(value.replace("\\", "/")).parts
+    if not value or value.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", value) or ".." in parts or "\x00" in value:
+        raise _refuse(where, value, "a relative path below its root (no leading /, no ..)")
+    return value
+
+
+def check_filenames_row(row: dict[str, str], path: Path, row_number: int, n_spks: int) -> str:
+    """Check one row of ``mix_<n>_spk_filenames_<split>.csv`` (names that become files, paths that
+    are read); returns its ``output_filename``."""
+    name = check_name(row["output_filename"], row_place(path, row_number, "output_filename"))
+    if not name.endswith(".wav"):
+        raise _refuse(row_place(path, row_number, "output_filename"), name, "a .wav name")
+    for k in range(1, n_spks + 1):
+        check_relative_path(row[f"s{k}_path"], row_place(path, row_number, f"s{k}_path"))
+    return name
+
+
+def row_place(path: Path, row_number: int, column: str) -> str:
+    """``file.csv, row 12, column subject``: where a bad metadata value is (rows counted from the header, 1)."""
+    return f"{path}, row {row_number}, column {column}"
+
+
 def _require_columns(path: Path, rows: list[dict[str, str]], columns: Iterable[str]) -> None:
     if not rows:
         raise MetadataError(f"{path}: no rows; restore the file from the public metadata")
@@ -170,7 +217,7 @@ def load_split(
         ["utterance_id", "subject"]
         + [f"{name}{k}" for name in ("azimuth", "elevation", "elevation_index") for k in talkers],
     )
-    hrtf_by_name = {row["utterance_id"]: row for row in hrtf_rows}
+    hrtf_by_name = {row["utterance_id"]: (number, row) for number, row in enumerate(hrtf_rows, start=2)}
     keys = {(freq, mode): f"scaling_wsjmix_{freq}_{mode}" for freq in freqs for mode in modes}
     arrays = read_npz(paths["scaling"], keys.values())
     scaling = {fm: np.asarray(arrays[key], dtype=np.float64) for fm, key in keys.items()}
@@ -182,8 +229,8 @@ def load_split(
             )
     specs = []
     for index, row in enumerate(filenames):
-        name = row["output_filename"]
-        hrtf = hrtf_by_name.get(name)
+        name = check_filenames_row(row, paths["filenames"], index + 2, n_spks)
+        hrtf_row_number, hrtf = hrtf_by_name.get(name, (None, None))
         if hrtf is None:
             raise MetadataError(
                 f"{paths['hrtf']}: no row for mixture {name!r} (row {index + 2} of {paths['filenames'].name}); "
@@ -197,13 +244,23 @@ def load_split(
                 source_paths=tuple(row[f"s{k}_path"] for k in talkers),
                 gains={fm: tuple(float(g) for g in matrix[index]) for fm, matrix in scaling.items()},
                 subject=hrtf["subject"],
-                directions=tuple(
-                    SourceDirection(hrtf[f"azimuth{k}"], hrtf[f"elevation{k}"], int(hrtf[f"elevation_index{k}"]))
-                    for k in talkers
-                ),
+                directions=_directions(hrtf, talkers, paths["hrtf"], hrtf_row_number),
             )
         )
     return specs
+
+
+def _directions(row: dict[str, str], talkers: range, path: Path, row_number: int) -> tuple[SourceDirection, ...]:
+    """The talkers' directions of one ``hrtf_meta`` row, every field that names a file checked."""
+    for column in ["subject"] + [f"{name}{k}" for name in ("azimuth", "elevation") for k in talkers]:
+        check_name(row[column], row_place(path, row_number, column))
+    directions = []
+    for k in talkers:
+        index = row[f"elevation_index{k}"]
+        if not index.strip().lstrip("-").isdigit():
+            raise _refuse(row_place(path, row_number, f"elevation_index{k}"), index, "a whole number")
+        directions.append(SourceDirection(row[f"azimuth{k}"], row[f"elevation{k}"], int(index)))
+    return tuple(directions)
 
 
 # --------------------------------------------------------------------------------------------
@@ -410,7 +467,7 @@ def check_sources(specs: Sequence[MixtureSpec], wsj_root: Path, check_rate: bool
     Raises:
         MetadataError: naming the first bad file, its mixture, and how many other files are bad.
     """
-    from audio_io import AudioFileError, resolve_utterance
+    from audio_io import FLOAT_SUBTYPES, AudioFileError, read_float, resolve_utterance
 
     problems: list[str] = []
     checked: set[str] = set()
@@ -420,7 +477,10 @@ def check_sources(specs: Sequence[MixtureSpec], wsj_root: Path, check_rate: bool
                 continue
             checked.add(relative)
             try:
-                check_readable(resolve_utterance(Path(wsj_root), relative), WSJ0_RATE if check_rate else None)
+                path = resolve_utterance(Path(wsj_root), relative)
+                info = check_readable(path, WSJ0_RATE if check_rate else None)
+                if info.subtype in FLOAT_SUBTYPES:  # only float files can hold NaN: read those (WSJ0 is int16)
+                    read_float(path)
             except AudioFileError as error:
                 problems.append(f"{error} (used by {spec.split}/{spec.output_filename})")
     if problems:

@@ -44,6 +44,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from atomic import atomic_text
+from audio_io import RECORDING_SUFFIXES, read_float
 from errors import RecipeError
 
 METRIC_NAMES = ["snr", "snr_i", "si_snr", "si_snr_i", "sdr", "sdr_i", "delta_ITD", "delta_ITD_fine", "delta_ILD"]
@@ -77,7 +78,6 @@ ITD_FINE_INTERP = 16
 MAX_ITD_US = 1000.0
 # The permutation search is n!; beyond this it is no longer a "small" exhaustive search.
 MAX_SPEAKERS = 6
-AUDIO_SUFFIXES = (".wav", ".flac")
 
 
 class MetricsInputError(RecipeError):
@@ -514,20 +514,16 @@ def write_results_csv(rows: Sequence[dict], path: str | os.PathLike) -> dict:
 
 
 def _read_binaural(path: Path, sample_rate: int | None, fix_missing: str) -> tuple[np.ndarray, int]:
-    """Read ``path`` as float64 ``[time, 2]``, checking presence, channels, rate and finiteness.
+    """Read ``path`` as float64 ``[time, 2]``, checking presence, length (a truncated file is refused),
+    channels, rate and finiteness.
 
     Args:
         sample_rate: expected Hz, or None to accept any.
         fix_missing: what to tell the user when the file is absent.
     """
-    import soundfile as sf
-
     if not path.is_file():
         raise MetricsInputError(f"{path}: file not found; {fix_missing}")
-    try:
-        data, rate = sf.read(str(path), dtype="float64", always_2d=True)
-    except (RuntimeError, sf.LibsndfileError) as error:
-        raise MetricsInputError(f"{path}: unreadable audio ({error}); rewrite it as a wav") from error
+    data, rate = read_float(path)  # audio_io.AudioFileError: unreadable, truncated, empty, NaN/inf
     if data.shape[1] != 2:
         kind = "mono" if data.shape[1] == 1 else f"{data.shape[1]} channels"
         raise MetricsInputError(
@@ -539,8 +535,6 @@ def _read_binaural(path: Path, sample_rate: int | None, fix_missing: str) -> tup
             f"{path}: sample rate {rate} Hz, expected {sample_rate} Hz (from --sample_rate or the "
             "first mixture); score mixtures, targets and estimates at one rate (e.g. all wav8k)"
         )
-    if not np.all(np.isfinite(data)):
-        raise MetricsInputError(f"{path}: contains NaN or infinite samples; regenerate it")
     return data, rate
 
 
@@ -584,7 +578,7 @@ def score_folders(
     mix_dir, ref_dir, est_dir = Path(mix_dir), Path(ref_dir), Path(est_dir)
     if not mix_dir.is_dir():
         raise MetricsInputError(f"{mix_dir}: not a folder; --mix_dir must hold the mixture wavs")
-    mixtures = sorted(p for p in mix_dir.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES)
+    mixtures = sorted(p for p in mix_dir.iterdir() if p.suffix.lower() in RECORDING_SUFFIXES)
     if not mixtures:
         raise MetricsInputError(f"{mix_dir}: no .wav/.flac files; point --mix_dir at D/mix")
     ref_dirs = _speaker_dirs(ref_dir, "ref_dir")
@@ -681,7 +675,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.out.is_dir():
             raise MetricsInputError(f"{args.out}: is a folder; --out names the CSV file to write, e.g. {args.out / 'results.csv'}")
         average = score_folders(args.mix_dir, args.ref_dir, args.est_dir, args.out, args.sample_rate, args.max_itd_us)
-    except MetricsInputError as error:
+    except RecipeError as error:  # MetricsInputError, or audio_io's AudioFileError for a bad file
         print(f"metrics.py: error: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # writing the CSV: permissions, a full disk, a file where a folder should be

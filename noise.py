@@ -118,7 +118,7 @@ _NAME = re.compile(r"^(?:.*/)?(?P<env>[^/]+)/ch(?P<channel>\d+)\.wav$")
 def environment_of(name: str) -> str:
     """``"demand/DWASHING/ch01.wav"`` -> ``"DWASHING"``."""
     match = _NAME.match(name.replace("\\", "/"))
-    if not match:
+    if not match or match.group("env") in (".", "..") or "\x00" in name:
         raise NoiseError(f"noise file name {name!r} is not of the form [demand/]<ENV>/chNN.wav")
     return match.group("env")
 

@@ -16,9 +16,8 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-import soundfile as sf
-
 from atomic import atomic_text
+from audio_io import check_readable
 from data_variants import CleanVariant, DataVariant
 from errors import RecipeError
 from layout import SPLITS, manifest_name, split_folder
@@ -53,13 +52,16 @@ def manifest_rows(folder: Path, n_spks: int, variant: DataVariant) -> list[dict[
         raise ManifestError(f"{mixtures}: no wav files; the generation did not run or was interrupted, rerun it")
     rows = []
     for name in names:
-        row = {"ID": Path(name).stem, "duration": f"{sf.info(str(mixtures / name)).duration:.4f}"}
+        row = {"ID": Path(name).stem}
         for column, sub in columns.items():
             path = folder / sub / name
             if not path.exists():
                 raise ManifestError(f"{path}: missing although {mixtures / name} exists; rerun the generation")
+            info = check_readable(path)  # a truncated or unreadable file fails here, not an hour into training
+            if column == "mix_wav":
+                row["duration"] = f"{info.duration:.4f}"
             row[column] = str(path.resolve())
-        rows.append(row)
+        rows.append({"ID": row.pop("ID"), "duration": row.pop("duration"), **row})
     return rows
 
 

@@ -73,7 +73,7 @@ FIGURES = {
 UNITS = METRIC_UNITS
 LABELS = {
     "snr": "SNR", "snr_i": "SNRi", "si_snr": "SI-SNR", "si_snr_i": "SI-SNRi", "sdr": "SDR", "sdr_i": "SDRi",
-    "delta_ITD": "ΔITD", "delta_ITD_fine": "ΔITD (1/16 sample)", "delta_ILD": "ΔILD",
+    "delta_ITD": "ΔITD", "delta_ITD_fine": "ΔITD (1/16 sample, |ITD| ≤ 1 ms)", "delta_ILD": "ΔILD",
 }
 # The histograms: the separation quality and the two binaural-cue errors of the published table.
 DISTRIBUTIONS = ("snr_i", "delta_ITD", "delta_ILD")

@@ -508,7 +508,7 @@ def load_reverb_split(
     Raises:
         MetadataError: a file, column, key or row is missing (named).
     """
-    from metadata import MetadataError, read_npz
+    from metadata import MetadataError, check_filenames_row, check_name, read_npz, row_place
 
     metadata_dir = Path(metadata_dir)
     filenames_path = metadata_dir / f"mix_2_spk_filenames_{split}.csv"
@@ -530,7 +530,7 @@ def load_reverb_split(
     ):
         if not table or any(c not in table[0] for c in columns):
             raise MetadataError(f"{path}: expected the columns {', '.join(columns)}")
-    meta = {r["utterance_id"]: r for r in meta_rows}
+    meta = {r["utterance_id"]: (number, r) for number, r in enumerate(meta_rows, start=2)}
     keys = {(f, m): f"scaling_wsjmix_{f}_{m}" for f in freqs for m in modes}
     arrays = read_npz(scaling_path, keys.values())
     scaling = {fm: np.asarray(arrays[k], dtype=np.float64) for fm, k in keys.items()}
@@ -539,14 +539,19 @@ def load_reverb_split(
             raise MetadataError(f"{scaling_path}: scaling_wsjmix_{f}_{m} has shape {matrix.shape}, expected ({len(rows)}, 2)")
     specs = []
     for index, row in enumerate(rows):
-        name = row["output_filename"]
+        name = check_filenames_row(row, filenames_path, index + 2, 2)
         if name not in meta:
             raise MetadataError(f"{meta_path}: no row for mixture {name!r} (row {index + 2} of {filenames_path.name})")
+        number, placement = meta[name]
+        reverb_time, *azimuths = (
+            check_name(placement[column].strip(), row_place(meta_path, number, column))
+            for column in ("reverb_time", "azimuth1", "azimuth2")
+        )
         specs.append(
             ReverbSpec(
                 split, index, name, (row["s1_path"], row["s2_path"]),
                 {fm: tuple(float(g) for g in matrix[index]) for fm, matrix in scaling.items()},
-                meta[name]["reverb_time"].strip(), (meta[name]["azimuth1"].strip(), meta[name]["azimuth2"].strip()),
+                reverb_time, tuple(azimuths),
             )
         )
     return specs

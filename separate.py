@@ -57,12 +57,13 @@ import numpy as np
 import torch
 from speechbrain.utils.checkpoints import Checkpoint
 
-from audio_io import AudioFileError, read_float, write_atomic
+from atomic import WriteError
+from audio_io import RECORDING_SUFFIXES, AudioFileError, read_float, write_atomic
 from binaural_tasnet import PUBLISHED_NAMES, BinauralTasNet, IndependentTasNet, ParallelTasNet, published_recoverables
 from checkpoints import KNOWN_CHECKPOINT_KEYS, CheckpointError, IntactCheckpointer, checkpoint_damage, one_line
+from errors import RecipeError
 from mixing import resample
 from streaming import NotStreamableError, StreamingTasNet, algorithmic_latency, model_context
-from errors import RecipeError
 
 __all__ = [
     "KNOWN_CHECKPOINT_KEYS",
@@ -81,7 +82,6 @@ EXPERIMENT_HPARAMS_NAMES: tuple[str, ...] = ("hyperparams.yaml", "hparams.yaml")
 DEFAULT_SAMPLE_RATE = 8000
 DEFAULT_BLOCK_SECONDS = 60.0
 DEFAULT_CROSSFADE_MS = 100.0
-AUDIO_SUFFIXES = (".wav", ".flac")
 PCM_PEAK = 0.999  # headroom below full scale for PCM output
 
 
@@ -652,9 +652,9 @@ def _fit_length(signal: np.ndarray, n_samples: int) -> np.ndarray:
 # ============================================================================================== CLI
 def _inputs(path: Path) -> list[Path]:
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in RECORDING_SUFFIXES and p.is_file())
         if not files:
-            raise SeparationError(f"{path}: no {'/'.join(AUDIO_SUFFIXES)} file in this folder")
+            raise SeparationError(f"{path}: no {'/'.join(RECORDING_SUFFIXES)} file in this folder")
         return files
     if not path.exists():
         raise SeparationError(f"{path}: no such file or folder")
@@ -787,14 +787,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     for path in inputs:
         try:
             written = separator.separate_file(path, args.output_dir, args.streaming, args.chunk_ms, args.subtype)
-        except (SeparationError, AudioFileError) as error:
-            failures += 1
-            print(f"separate.py: error: {error}", file=sys.stderr)
-            continue
-        except OSError as error:  # the output folder: permissions, a full disk...
+        except WriteError as error:  # the output folder: permissions, a full disk...
             failures += 1
             print(f"separate.py: error: {path}: its estimates could not be written to {args.output_dir} "
-                  f"({error.strerror or one_line(error)})", file=sys.stderr)
+                  f"({error})", file=sys.stderr)
+            continue
+        except RecipeError as error:  # this input (unreadable, truncated, mono, NaN...): the next one goes on
+            failures += 1
+            print(f"separate.py: error: {error}", file=sys.stderr)
             continue
         print(f"{path} -> {', '.join(str(p) for p in written)}")
         separated.append((path, written))

@@ -42,7 +42,6 @@ from pathlib import Path
 import numpy as np
 import speechbrain as sb
 import torch
-from speechbrain.dataio import audio_io as sb_audio_io
 from speechbrain.utils.distributed import if_main_process, is_distributed_initialized, run_on_main
 from speechbrain.utils.logger import get_logger
 
@@ -380,21 +379,28 @@ def dataset_options(hparams: dict, splits: Sequence[str]) -> GenerationOptions:
 
 
 def read_binaural(path: str, sample_rate: int) -> torch.Tensor:
-    """Read a stereo wav as float32 ``[time, ear]`` in [-1, 1], checking its rate and channels."""
+    """Read a stereo wav as float32 ``[time, ear]`` in [-1, 1], checking its rate, channels and length.
+
+    ``audio_io`` refuses a file whose header announces more samples than it holds (a truncated
+    copy would otherwise train as a shorter utterance).
+    """
+    from audio_io import check_readable, read_float
+
     if not os.path.isfile(path):
         raise RecipeError(f"{path}: file not found; regenerate the data or rerun without skip_prep")
-    audio, rate = sb_audio_io.load(path, channels_first=False, dtype=torch.float32)  # [time, ear]
-    if rate != sample_rate:
+    info = check_readable(Path(path))
+    if info.samplerate != sample_rate:
         raise RecipeError(
-            f"{path}: {rate} Hz but sample_rate is {sample_rate}; set --sample_rate {rate} or use "
-            f"the wav{freq_name(sample_rate)} data"
+            f"{path}: {info.samplerate} Hz but sample_rate is {sample_rate}; set --sample_rate {info.samplerate} or "
+            f"use the wav{freq_name(sample_rate)} data"
         )
-    if audio.ndim != 2 or audio.shape[1] != 2:
+    if info.channels != 2:
         raise RecipeError(
-            f"{path}: {audio.shape[1] if audio.ndim == 2 else 1} channel(s), expected 2 (left, right); "
+            f"{path}: {info.channels} channel(s), expected 2 (left, right); "
             "the binaural recipe needs the stereo Binaural WSJ0-mix files"
         )
-    return audio
+    audio, _ = read_float(Path(path), dtype="float32")  # [time, ear]
+    return torch.from_numpy(audio)
 
 
 def signal_keys(n_spks: int) -> list[str]:
@@ -936,9 +942,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         run(hparams_file, hparams, run_opts, overrides)
         finished = True
     except RecipeError as error:
+        message = error_line(error)
         if logging.getLogger().handlers:  # the experiment's log.txt exists: keep the reason there too
-            logger.error(str(error))
-        print(f"train.py: error: {error}", file=sys.stderr)
+            logger.error(message)
+        print(f"train.py: error: {message}", file=sys.stderr)
         return 1
     finally:
         if is_distributed_initialized():
@@ -949,6 +956,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                 torch.distributed.barrier()
             torch.distributed.destroy_process_group()
     return 0
+
+
+def error_line(error: RecipeError) -> str:
+    """The one line a bad-input error prints.
+
+    An error raised in a DataLoader worker comes back re-raised by torch with the worker's
+    traceback in its message ("Caught AudioFileError in DataLoader worker process 0. Original
+    Traceback ...: audio_io.AudioFileError: <the message>"); its last line is the message.
+    """
+    text = str(error).strip()
+    if "Original Traceback" not in text:
+        return text
+    last = text.splitlines()[-1]
+    return last.split(": ", 1)[1] if ": " in last and "Error" in last.split(": ", 1)[0] else last
 
 
 if __name__ == "__main__":

@@ -289,3 +289,45 @@ def sigkill_when_marked(command: list[str], marker: Path, timeout: float = 180) 
         process.wait(timeout=60)
         process.stderr.close()
     assert process.returncode == -signal.SIGKILL
+
+
+# --------------------------------------------------------------------------------------------------
+# Trained experiments as train.py leaves them (for separate.py and friends)
+# --------------------------------------------------------------------------------------------------
+
+#: Tiny separator sizes (hparams overrides): seconds to build and run.
+TINY_SEPARATOR = {"N_encoder_out": 8, "B": 8, "H": 16, "X": 2, "R": 1}
+
+
+def make_experiment(root: Path, yaml_name: str, hparams_copy: str) -> tuple[Path, dict, dict]:
+    """An experiment folder laid out as train.py leaves it, with two checkpoints.
+
+    Returns ``(folder, best_state, latest_state)``: the best checkpoint (higher ``valid_snr``)
+    is saved first, a worse one after it, so "best" and "latest" differ.
+    """
+    import torch
+    from hyperpyyaml import load_hyperpyyaml, resolve_references
+
+    folder = root / "exp"
+    overrides = {"data_folder": str(root / "data"), "wsj_root": str(root / "wsj"), "output_folder": str(folder)}
+    overrides.update(TINY_SEPARATOR)
+    text = (PROJECT_ROOT / "hparams" / yaml_name).read_text(encoding="utf-8")
+    hparams = load_hyperpyyaml(text, overrides)
+    model = hparams["Model"]
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(3):  # a few steps: the weights must differ from the YAML's initialisation
+        sources = 0.1 * torch.randn(2, 1200, 2, hparams["num_spks"])
+        loss = ((model(sources.sum(-1)) - sources) ** 2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    checkpointer = hparams["checkpointer"]
+    best = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    checkpointer.save_and_keep_only(meta={"valid_snr": 5.0}, max_keys=["valid_snr"])
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(0.01)
+    latest = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    checkpointer.save_and_keep_only(meta={"valid_snr": 1.0}, max_keys=["valid_snr"])
+    (folder / hparams_copy).write_text(resolve_references(text, overrides).getvalue(), encoding="utf-8")
+    return folder, best, latest

@@ -124,7 +124,7 @@ def test_a_failed_disk_write_leaves_nothing_and_keeps_the_old_file(tmp_path, mon
         raise OSError("disk full")
 
     monkeypatch.setattr(atomic.os, "replace", failing_replace)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(atomic.WriteError, match=r"x\.bin: cannot be written: disk full"):  # names the file
         atomic_bytes(tmp_path / "x.bin", b"new")
     assert os.listdir(tmp_path) == ["x.bin"] and (tmp_path / "x.bin").read_bytes() == b"old"
 

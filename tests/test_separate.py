@@ -18,6 +18,7 @@ import pytest
 import soundfile as sf
 import torch
 from hyperpyyaml import load_hyperpyyaml, resolve_references
+from conftest import TINY_SEPARATOR, make_experiment
 from test_streaming import make_model
 
 import binaural_tasnet as bt
@@ -34,39 +35,8 @@ from separate import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = {"N_encoder_out": 8, "B": 8, "H": 16, "X": 2, "R": 1}
+TINY = TINY_SEPARATOR
 RATE = 8000
-
-
-def make_experiment(root: Path, yaml_name: str, hparams_copy: str) -> tuple[Path, dict, dict]:
-    """An experiment folder laid out as train.py leaves it, with two checkpoints.
-
-    Returns ``(folder, best_state, latest_state)``: the best checkpoint (higher ``valid_snr``)
-    is saved first, a worse one after it, so "best" and "latest" differ.
-    """
-    folder = root / "exp"
-    overrides = {"data_folder": str(root / "data"), "wsj_root": str(root / "wsj"), "output_folder": str(folder)}
-    overrides.update(TINY)
-    text = (ROOT / "hparams" / yaml_name).read_text(encoding="utf-8")
-    hparams = load_hyperpyyaml(text, overrides)
-    model: bt.BinauralTasNet = hparams["Model"]
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(3):  # a few steps: the weights must differ from the YAML's initialisation
-        sources = 0.1 * torch.randn(2, 1200, 2, hparams["num_spks"])
-        loss = ((model(sources.sum(-1)) - sources) ** 2).mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    checkpointer = hparams["checkpointer"]
-    best = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    checkpointer.save_and_keep_only(meta={"valid_snr": 5.0}, max_keys=["valid_snr"])
-    with torch.no_grad():
-        for param in model.parameters():
-            param.add_(0.01)
-    latest = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    checkpointer.save_and_keep_only(meta={"valid_snr": 1.0}, max_keys=["valid_snr"])
-    (folder / hparams_copy).write_text(resolve_references(text, overrides).getvalue(), encoding="utf-8")
-    return folder, best, latest
 
 
 @pytest.fixture(scope="module")
