@@ -75,7 +75,7 @@ from layout import (
     part_name,
     split_folder,
 )
-from metadata import MetadataError, check_sources, draw_split, metadata_paths, split_subjects, write_json_atomic, write_split
+from metadata import check_sources, draw_split, metadata_paths, split_subjects, write_json_atomic, write_split
 from mixing import load_source
 
 logger = logging.getLogger(__name__)

@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 import csv
+import math
 import os
+import re
 import shutil
+import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -331,3 +335,114 @@ def make_experiment(root: Path, yaml_name: str, hparams_copy: str) -> tuple[Path
     checkpointer.save_and_keep_only(meta={"valid_snr": 1.0}, max_keys=["valid_snr"])
     (folder / hparams_copy).write_text(resolve_references(text, overrides).getvalue(), encoding="utf-8")
     return folder, best, latest
+
+
+# --------------------------------------------------------------------------------------------------
+# train.py end to end: tiny own-mode data, tiny separator, the real command line
+# --------------------------------------------------------------------------------------------------
+
+N_MIXTURES = {"tr": 2, "cv": 1, "tt": 2}
+TINY_MODEL = ["--N_encoder_out", "16", "--B", "8", "--H", "16", "--X", "2", "--R", "1"]
+FAST = [
+    "--dataloader_opts", "{num_workers: 0}",
+    "--valid_dataloader_opts", "{num_workers: 0}",
+    "--test_dataloader_opts", "{num_workers: 0}",
+    "--n_audio_to_save", "1",
+    "--noprogressbar",
+]
+OWN_DATA = [
+    "--own_metadata", "True",
+    "--hrtf_dir", "spherical",
+    "--n_mixtures", "{tr: 2, cv: 1, tt: 2}",
+    "--num_workers", "1",
+]
+
+
+def generate_dataset(wsj_root: Path, data_folder: Path, n_spks: int) -> Path:
+    """A tiny Binaural WSJ0-{n}mix (own metadata, spherical head) in ``data_folder``."""
+    from create_binaural_wsj0mix import create_binaural_wsj0mix
+
+    from dataset import GenerationOptions
+
+    create_binaural_wsj0mix(wsj_root, data_folder, GenerationOptions(
+        freqs=["8k"], modes=["min"], n_spks=n_spks, own_metadata=True, hrtf_dir="spherical",
+        n_mixtures=dict(N_MIXTURES), num_workers=1, progress=False,
+    ))
+    return data_folder
+
+
+def recipe_command(hparams: str, data_folder: Path, wsj_root: Path, output_folder: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable, "train.py", f"hparams/{hparams}",
+        "--data_folder", str(data_folder), "--wsj_root", str(wsj_root),
+        "--output_folder", str(output_folder), *OWN_DATA, *TINY_MODEL, *FAST, *extra,
+    ]
+
+
+def run(command: list[str], timeout: float = 180, **env) -> subprocess.CompletedProcess:
+    environment = os.environ | {"PYTHONUNBUFFERED": "1"} | env
+    return subprocess.run(
+        command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout, env=environment, check=False
+    )
+
+
+def check_ok(result: subprocess.CompletedProcess) -> None:
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+
+
+def train_log_epochs(output_folder: Path) -> list[tuple[int, float]]:
+    """``(epoch, training loss)`` of every epoch line of train_log.txt, in order."""
+    text = (output_folder / "train_log.txt").read_text()
+    return [
+        (int(m.group(1)), float(m.group(2)))
+        for m in re.finditer(r"^epoch: (\d+), .*? train loss: ([-+.\de]+)", text, flags=re.MULTILINE)
+    ]
+
+
+def check_test_results(output_folder: Path, n_utterances: int) -> list[dict]:
+    """test_results.csv: one finite row per test utterance, an ``avg`` row, all metrics."""
+    from metrics import METRIC_NAMES
+
+    with open(output_folder / "test_results.csv", newline="") as handle:
+        reader = csv.DictReader(handle)
+        rows = list(reader)
+        assert reader.fieldnames == ["snt_id"] + METRIC_NAMES
+    assert len(rows) == n_utterances + 1
+    assert rows[-1]["snt_id"] == "avg"
+    for row in rows:
+        assert all(math.isfinite(float(row[name])) for name in METRIC_NAMES), row
+    for name in METRIC_NAMES:
+        mean = np.mean([float(row[name]) for row in rows[:-1]])
+        assert float(rows[-1][name]) == pytest.approx(mean)
+    return rows
+
+
+def checkpoints(output_folder: Path) -> list[Path]:
+    return sorted((output_folder / "save").glob("CKPT+*"))
+
+
+def noise_burst_talker(n: int, itd: int, gain: float, seed: int):
+    """``[1, n, 2]``: a noise burst; the right ear delayed by ``itd`` samples and scaled by ``gain``."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    left = torch.randn(1, n, generator=g) * torch.hann_window(n)  # tapered: circular shifts wrap silence
+    right = gain * torch.roll(left, itd, dims=1)
+    return torch.stack((left, right), dim=-1)
+
+
+# DDP launchers: both forms of the README, on CPU (gloo)
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+LAUNCHERS = {
+    # `torchrun` is this module's console script; -m keeps the test independent of PATH.
+    "torchrun": lambda port: [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                              f"--master_port={port}"],
+    "legacy": lambda port: [sys.executable, "-m", "torch.distributed.launch", "--nproc_per_node=2",
+                            f"--master_port={port}"],
+}

@@ -6,33 +6,26 @@
 """
 from __future__ import annotations
 
-import socket
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from test_train import N_MIXTURES, check_ok, check_test_results, checkpoints, generate_dataset, recipe_command, run
+from conftest import (
+    LAUNCHERS,
+    N_MIXTURES,
+    check_ok,
+    check_test_results,
+    checkpoints,
+    free_port,
+    generate_dataset,
+    recipe_command,
+    run,
+)
 
 
 @pytest.fixture(scope="module")
 def data_2spk(tiny_wsj_root, tmp_path_factory) -> Path:
     return generate_dataset(tiny_wsj_root, tmp_path_factory.mktemp("data2"), 2)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-LAUNCHERS = {
-    # `torchrun` is this module's console script; -m keeps the test independent of PATH.
-    "torchrun": lambda port: [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                              f"--master_port={port}"],
-    "legacy": lambda port: [sys.executable, "-m", "torch.distributed.launch", "--nproc_per_node=2",
-                            f"--master_port={port}"],
-}
 
 
 @pytest.mark.parametrize("launcher", sorted(LAUNCHERS))

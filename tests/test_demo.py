@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-import pytest
 from conftest import PROJECT_ROOT
 
 import train

@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from hyperpyyaml import load_hyperpyyaml, resolve_references
 from conftest import TINY_SEPARATOR, make_experiment
 from test_streaming import make_model
 

@@ -6,11 +6,8 @@ tiny separator (N=16, B=8, H=16, X=2, R=1) so each run takes seconds.
 """
 from __future__ import annotations
 
-import csv
-import math
 import re
 import shutil
-import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -19,43 +16,24 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import PROJECT_ROOT, sigkill_when_marked
+from conftest import (
+    FAST,
+    N_MIXTURES,
+    OWN_DATA,
+    PROJECT_ROOT,
+    check_ok,
+    check_test_results,
+    checkpoints,
+    generate_dataset,
+    recipe_command,
+    run,
+    noise_burst_talker,
+    sigkill_when_marked,
+    train_log_epochs,
+)
 
 import train
 from dataset import DatasetMismatchError, DatasetRecord, GenerationOptions, missing_parts
-from metrics import METRIC_NAMES
-
-# --------------------------------------------------------------------------------------------------
-# Helpers shared with test_ddp.py
-# --------------------------------------------------------------------------------------------------
-
-N_MIXTURES = {"tr": 2, "cv": 1, "tt": 2}
-TINY_MODEL = ["--N_encoder_out", "16", "--B", "8", "--H", "16", "--X", "2", "--R", "1"]
-FAST = [
-    "--dataloader_opts", "{num_workers: 0}",
-    "--valid_dataloader_opts", "{num_workers: 0}",
-    "--test_dataloader_opts", "{num_workers: 0}",
-    "--n_audio_to_save", "1",
-    "--noprogressbar",
-]
-OWN_DATA = [
-    "--own_metadata", "True",
-    "--hrtf_dir", "spherical",
-    "--n_mixtures", "{tr: 2, cv: 1, tt: 2}",
-    "--num_workers", "1",
-]
-
-
-def generate_dataset(wsj_root: Path, data_folder: Path, n_spks: int) -> Path:
-    """A tiny Binaural WSJ0-{n}mix (own metadata, spherical head) in ``data_folder``."""
-    from create_binaural_wsj0mix import create_binaural_wsj0mix
-
-    create_binaural_wsj0mix(wsj_root, data_folder, GenerationOptions(
-        freqs=["8k"], modes=["min"], n_spks=n_spks, own_metadata=True, hrtf_dir="spherical",
-        n_mixtures=dict(N_MIXTURES), num_workers=1, progress=False,
-    ))
-    return data_folder
-
 
 def three_talker_wsj_root(speech_dir: Path, dest: Path) -> Path:
     """A WSJ0-shaped tree with three talkers in si_tr_s and three in the test sets (real speech;
@@ -73,55 +51,6 @@ def three_talker_wsj_root(speech_dir: Path, dest: Path) -> Path:
                 shutil.copy(speech_dir / f"{voice}_snt{k}.wav", target / f"{talker}c010{k}.wav")
     return dest
 
-
-def recipe_command(hparams: str, data_folder: Path, wsj_root: Path, output_folder: Path, *extra: str) -> list[str]:
-    return [
-        sys.executable, "train.py", f"hparams/{hparams}",
-        "--data_folder", str(data_folder), "--wsj_root", str(wsj_root),
-        "--output_folder", str(output_folder), *OWN_DATA, *TINY_MODEL, *FAST, *extra,
-    ]
-
-
-def run(command: list[str], timeout: float = 180, **env) -> subprocess.CompletedProcess:
-    import os
-
-    environment = os.environ | {"PYTHONUNBUFFERED": "1"} | env
-    return subprocess.run(
-        command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout, env=environment, check=False
-    )
-
-
-def check_ok(result: subprocess.CompletedProcess) -> None:
-    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-
-
-def train_log_epochs(output_folder: Path) -> list[tuple[int, float]]:
-    """``(epoch, training loss)`` of every epoch line of train_log.txt, in order."""
-    text = (output_folder / "train_log.txt").read_text()
-    return [
-        (int(m.group(1)), float(m.group(2)))
-        for m in re.finditer(r"^epoch: (\d+), .*? train loss: ([-+.\de]+)", text, flags=re.MULTILINE)
-    ]
-
-
-def check_test_results(output_folder: Path, n_utterances: int) -> list[dict]:
-    """test_results.csv: one finite row per test utterance, an ``avg`` row, all metrics."""
-    with open(output_folder / "test_results.csv", newline="") as handle:
-        reader = csv.DictReader(handle)
-        rows = list(reader)
-        assert reader.fieldnames == ["snt_id"] + METRIC_NAMES
-    assert len(rows) == n_utterances + 1
-    assert rows[-1]["snt_id"] == "avg"
-    for row in rows:
-        assert all(math.isfinite(float(row[name])) for name in METRIC_NAMES), row
-    for name in METRIC_NAMES:
-        mean = np.mean([float(row[name]) for row in rows[:-1]])
-        assert float(rows[-1][name]) == pytest.approx(mean)
-    return rows
-
-
-def checkpoints(output_folder: Path) -> list[Path]:
-    return sorted((output_folder / "save").glob("CKPT+*"))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -288,14 +217,6 @@ def test_bad_test_only_value_is_an_error():
 # --------------------------------------------------------------------------------------------------
 
 
-def _binaural_talker(n: int, itd: int, gain: float, seed: int) -> torch.Tensor:
-    """``[1, n, 2]``: a noise burst; the right ear delayed by ``itd`` samples and scaled by ``gain``."""
-    g = torch.Generator().manual_seed(seed)
-    left = torch.randn(1, n, generator=g) * torch.hann_window(n)  # tapered: circular shifts wrap silence
-    right = gain * torch.roll(left, itd, dims=1)
-    return torch.stack((left, right), dim=-1)
-
-
 def _lag(left: torch.Tensor, right: torch.Tensor) -> int:
     """Samples by which ``right`` lags ``left`` (peak of the cross-correlation)."""
     n = left.numel()
@@ -314,7 +235,7 @@ def test_speed_perturbation_keeps_interaural_cues():
 
     torch.manual_seed(0)
     n = 8000
-    sources = torch.stack([_binaural_talker(n, 10, 0.5, 1), _binaural_talker(n, -6, 1.5, 2)], dim=-1)
+    sources = torch.stack([noise_burst_talker(n, 10, 0.5, 1), noise_burst_talker(n, -6, 1.5, 2)], dim=-1)
     perturb = SpeedPerturb(orig_freq=8000, speeds=[90, 110])
     for _ in range(4):  # several random draws
         speeds: list[float] = []  # the factor of each call, from the length it returns
@@ -396,7 +317,7 @@ def test_training_augmentation_rebuilds_the_mixture_as_the_sum(tmp_path):
     with open(PROJECT_ROOT / "hparams" / "convtasnet-parallel.yaml") as handle:
         hparams = load_hyperpyyaml(handle, overrides)
     brain = train.Separation(modules=hparams["modules"], hparams=hparams, run_opts={"device": "cpu"})
-    targets = torch.stack([_binaural_talker(4000, 4, 0.7, 3), _binaural_talker(4000, -3, 1.2, 4)], dim=-1)
+    targets = torch.stack([noise_burst_talker(4000, 4, 0.7, 3), noise_burst_talker(4000, -3, 1.2, 4)], dim=-1)
     mix, augmented = brain.augment(targets.sum(-1) + 1.0, targets, torch.ones(1))  # stale mixture on purpose
     torch.testing.assert_close(mix, augmented.sum(-1))
     assert augmented.shape[1] != 4000  # speed-perturbed

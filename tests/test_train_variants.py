@@ -17,10 +17,11 @@ import numpy as np
 import pytest
 import torch
 from conftest import PROJECT_ROOT
-from test_ddp import LAUNCHERS, free_port
-from test_train import (
+from conftest import (
     N_MIXTURES,
-    _binaural_talker,
+    LAUNCHERS,
+    noise_burst_talker,
+    free_port,
     check_ok,
     check_test_results,
     checkpoints,
@@ -228,8 +229,8 @@ def noisy_brain(tmp_path):
 
 
 def _talkers_and_noise(n: int = 4000) -> tuple[torch.Tensor, torch.Tensor]:
-    targets = torch.stack([_binaural_talker(n, 4, 0.7, 3), _binaural_talker(n, -3, 1.2, 4)], dim=-1)
-    noise = 0.3 * _binaural_talker(n, 0, 1.0, 5)  # [1, time, ear]
+    targets = torch.stack([noise_burst_talker(n, 4, 0.7, 3), noise_burst_talker(n, -3, 1.2, 4)], dim=-1)
+    noise = 0.3 * noise_burst_talker(n, 0, 1.0, 5)  # [1, time, ear]
     return targets, noise
 
 

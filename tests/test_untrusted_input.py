@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import errno
-import os
 import subprocess
 import sys
 import zipfile
