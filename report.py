@@ -948,7 +948,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         report = write_report(args.results_folder)
-    except ReportError as error:
+    except RecipeError as error:  # ReportError, or a bad file (audio_io, atomic) met on the way
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(report)

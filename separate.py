@@ -58,7 +58,7 @@ import torch
 from speechbrain.utils.checkpoints import Checkpoint
 
 from atomic import WriteError
-from audio_io import RECORDING_SUFFIXES, AudioFileError, read_float, write_atomic
+from audio_io import RECORDING_SUFFIXES, read_float, write_atomic
 from binaural_tasnet import PUBLISHED_NAMES, BinauralTasNet, IndependentTasNet, ParallelTasNet, published_recoverables
 from checkpoints import KNOWN_CHECKPOINT_KEYS, CheckpointError, IntactCheckpointer, checkpoint_damage, one_line
 from errors import RecipeError
@@ -779,7 +779,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{separator.latency_ms(args.chunk_ms):g} ms = chunk {args.chunk_ms:g} ms + encoder window "
                 f"{window_ms:g} ms - hop {hop_ms:g} ms"
             )
-    except (SeparationError, AudioFileError) as error:
+    except RecipeError as error:  # the set-up: experiment, checkpoint, options (2); an input file (1)
         print(f"separate.py: error: {error}", file=sys.stderr)
         return 2 if isinstance(error, SeparationError) else 1
     failures = 0

@@ -752,7 +752,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sample_rate=args.sample_rate,
             seed=args.seed,
         )
-    except SyntheticCorpusError as error:
+    except RecipeError as error:  # SyntheticCorpusError, or a folder that cannot be written (atomic.WriteError)
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(root / "wsj0")
