@@ -48,7 +48,7 @@ from speechbrain.lobes.models.conv_tasnet import (
 from speechbrain.nnet.CNN import get_padding_elem
 from torch import nn
 
-from binaural_tasnet import BinauralTasNet, IndependentTasNet, ParallelTasNet
+from binaural_tasnet import BinauralTasNet, DepthwiseConv1d, IndependentTasNet, ParallelTasNet
 from errors import RecipeError
 
 __all__ = [
@@ -96,6 +96,8 @@ def conv_reach(dsconv: DepthwiseSeparableConv) -> tuple[int, int]:
     if inner.stride[0] != 1:
         raise NotStreamableError(f"depthwise convolution with stride {inner.stride[0]} (expected 1)")
     span = (kernel - 1) * dilation
+    if isinstance(outer, DepthwiseConv1d):  # binaural_tasnet's fused twin says it outright
+        return outer.left, span - outer.left
     if outer.padding == "causal":
         outer_left = span
     elif outer.padding == "same":
