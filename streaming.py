@@ -34,6 +34,7 @@ Units: samples at the model's rate unless a name ends in ``_ms``; a *frame* is o
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -55,6 +56,8 @@ __all__ = [
     "NotStreamableError",
     "StreamingTasNet",
     "algorithmic_latency",
+    "check_streamable",
+    "end_of_stream",
     "conv_reach",
     "masknet_reach",
     "model_context",
@@ -270,20 +273,38 @@ def _stack_pointwise(convs: list[nn.Module]) -> tuple[torch.Tensor, torch.Tensor
 
 
 def _stack_prelu(acts: list[nn.Module], channels: int) -> torch.Tensor:
-    """PReLU slopes: ``[E]`` when each ear has one slope (SpeechBrain's ``nn.PReLU()``), else ``[E, 1, C]``."""
+    """PReLU slopes: ``[E, 1, 1]`` when each ear has one slope (SpeechBrain's ``nn.PReLU()``), else ``[E, 1, C]``."""
     for act in acts:
         if not isinstance(act, nn.PReLU):
             raise NotStreamableError(f"expected nn.PReLU, got {type(act).__name__}")
     if all(act.weight.numel() == 1 for act in acts):
-        return torch.cat([act.weight.detach().reshape(1) for act in acts])  # [E]
+        return torch.cat([act.weight.detach().reshape(1) for act in acts]).view(-1, 1, 1)  # [E, 1, 1]
     return torch.stack([act.weight.detach().expand(channels) for act in acts]).unsqueeze(1)  # [E, 1, C]
 
 
-def _prelu(x: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
-    """PReLU of ``[E, n, C]`` with per-ear slopes (one op when each ear has a single slope)."""
-    if slope.ndim == 1:
-        return F.prelu(x.reshape(1, x.shape[0], -1), slope).view_as(x)
+class _EarPReLU(torch.autograd.Function):
+    """PReLU with per-ear slopes, exported to ONNX as one ``PRelu`` node (its slope broadcasts)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:  # noqa: ARG004
+        return _eager_prelu(x, slope)
+
+    @staticmethod
+    def symbolic(g, x, slope):  # noqa: ANN001, ANN205 (torch.onnx graph values)
+        return g.op("PRelu", x, slope)
+
+
+def _eager_prelu(x: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
+    if slope.shape[-1] == 1:  # one op: F.prelu's channel axis is dim 1, the ears
+        return F.prelu(x.view(1, x.shape[0], -1), slope.view(-1)).view(x.shape)
     return torch.where(x >= 0, x, x * slope)
+
+
+def _prelu(x: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
+    """PReLU of ``[E, n, C]`` with slopes ``[E, 1, 1]`` or ``[E, 1, C]``."""
+    if torch.onnx.is_in_onnx_export():
+        return _EarPReLU.apply(x, slope)
+    return _eager_prelu(x, slope)
 
 
 def _stack_norm(norms: list[nn.Module]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -291,6 +312,11 @@ def _stack_norm(norms: list[nn.Module]) -> tuple[torch.Tensor, torch.Tensor]:
     gamma = torch.stack([n.gamma.detach().reshape(-1) for n in norms]).unsqueeze(1)
     beta = torch.stack([n.beta.detach().reshape(-1) for n in norms]).unsqueeze(1)
     return gamma, beta
+
+
+#: ``push(block_index, frames)``: store a block's new depthwise-conv input frames ``[E, n, H]``
+#: and return its window, the ``left`` frames before them followed by them, ``[E, left + n, H]``.
+Push = Callable[[int, torch.Tensor], torch.Tensor]
 
 
 class _History:
@@ -307,8 +333,8 @@ class _History:
         self.buffer = torch.zeros(n_ears, length + max(spare, 1), channels, device=device)
         self.position = length  # frames [position - length, position) are the history
 
-    def append(self, frames: torch.Tensor) -> int:
-        """Store ``frames`` ``[E, n, C]``; returns the buffer index of the first of them."""
+    def push(self, frames: torch.Tensor) -> torch.Tensor:
+        """Store ``frames`` ``[E, n, C]``; returns the window ``[E, length + n, C]`` (a view) ending with them."""
         n = frames.shape[1]
         if self.position + n > self.buffer.shape[1]:
             kept = self.buffer[:, self.position - self.length : self.position].clone()
@@ -318,9 +344,9 @@ class _History:
             self.buffer[:, : self.length] = kept
             self.position = self.length
         start = self.position
-        self.buffer[:, start : start + n] = frames
         self.position += n
-        return start
+        self.buffer[:, start : self.position] = frames
+        return self.buffer[:, start - self.length : self.position]
 
 
 @dataclass
@@ -334,17 +360,46 @@ class _Block:
 
     w_in: torch.Tensor  # [E, B, H] 1x1 conv B -> H
     b_in: torch.Tensor  # [E, 1, H] its bias plus (residual offset) @ w_in
-    prelu1: torch.Tensor  # [E] or [E, 1, H]
+    prelu1: torch.Tensor  # [E, 1, 1] or [E, 1, H]
     gamma1: torch.Tensor  # [E, 1, H]
     beta1: torch.Tensor  # [E, 1, H]
     taps: tuple[torch.Tensor, ...]  # P x [E, 1, H]: tap j multiplies frame t - left + j*d
     b_dw: torch.Tensor | None  # [E, 1, H]
     dilation: int
     left: int  # frames the depthwise conv looks back (3d for SpeechBrain's causal P=3)
-    prelu2: torch.Tensor  # [E] or [E, 1, H]
+    hidden: int  # H
+    prelu2: torch.Tensor  # [E, 1, 1] or [E, 1, H]
     w_out: torch.Tensor  # [E, H, B] gamma2-scaled 1x1 conv H -> B
     offset: torch.Tensor  # [E, 1, B] beta2 @ W (+ its bias): added to the residual stream's offset
-    history: _History | None = None
+
+
+def _block_input(block: _Block, x: torch.Tensor) -> torch.Tensor:
+    """The depthwise convolution's input for ``n`` new frames: ``[E, n, B] -> [E, n, H]``."""
+    y = torch.baddbmm(block.b_in, x, block.w_in)  # [E, n, H]
+    y = F.layer_norm(_prelu(y, block.prelu1), (block.hidden,), eps=LN_EPS)
+    return torch.addcmul(block.beta1, y, block.gamma1)  # [E, n, H]
+
+
+def _depthwise(block: _Block, window: torch.Tensor) -> torch.Tensor:
+    """Dilated depthwise convolution of the ``n`` newest frames of ``window`` ``[E, left + n, H]``.
+
+    Frame ``t`` is ``sum_j taps[j] * window[t + j*d]`` (window index 0 is ``left`` frames before
+    the first new frame). Every slice ends at a fixed offset from the window's end, so an ONNX
+    export has no shape arithmetic: ``[E, left + n, H] -> [E, n, H]``.
+    """
+    z = window[:, : -block.left] * block.taps[0]
+    for j in range(1, len(block.taps)):
+        end = j * block.dilation - block.left
+        z = torch.addcmul(z, window[:, j * block.dilation : end if end else None], block.taps[j])
+    if block.b_dw is not None:
+        z = z + block.b_dw
+    return z  # [E, n, H]
+
+
+def _block_output(block: _Block, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """PReLU, norm (affine folded into ``w_out``), 1x1 conv H -> B and the residual: ``[E, n, B]``."""
+    z = F.layer_norm(_prelu(z, block.prelu2), (block.hidden,), eps=LN_EPS)
+    return torch.baddbmm(x, z, block.w_out)
 
 
 class _StreamingMaskNets:
@@ -360,6 +415,10 @@ class _StreamingMaskNets:
     ``r``; the stream is kept as ``r - c`` with ``c`` the sum of those constants so far, and
     ``c @ W_next`` is added to the bias of each layer reading the stream. Same result, two ops
     fewer per block.
+
+    The depthwise convolutions' pasts are not kept here: each call gets a ``push`` (see
+    :data:`Push`) that stores a block's new frames and returns its window, a view of a linear
+    buffer for :class:`StreamingTasNet`, a concatenation with a state tensor in an ONNX export.
     """
 
     def __init__(self, masknets: list[MaskNet], device: torch.device) -> None:
@@ -413,70 +472,59 @@ class _StreamingMaskNets:
             gamma1=gamma1, beta1=beta1,
             taps=tuple(tap.unsqueeze(1) for tap in taps),
             b_dw=b_dw,
-            dilation=dilations.pop(), left=reaches.pop()[0],
+            dilation=dilations.pop(), left=reaches.pop()[0], hidden=hidden,
             prelu2=_stack_prelu([d.act for d in dsconvs], hidden),
             w_out=gamma2.transpose(1, 2) * w_out,
             offset=torch.bmm(beta2, w_out) + (b_out if b_out is not None else 0),
         )
+        if block.left <= 0:
+            raise NotStreamableError("a depthwise convolution that looks at no past frame is not supported")
         for name, value in vars(block).items():
             if isinstance(value, torch.Tensor):
                 setattr(block, name, value.detach().to(self.device).contiguous())
         block.taps = tuple(tap.to(self.device).contiguous() for tap in block.taps)
         return block
 
-    def reset(self, spare: int = 256) -> None:
-        """Forget the past: every convolution history back to the zeros of the offline padding."""
-        for block in self.blocks:
-            block.history = _History(self.n_ears, block.left, block.taps[0].shape[-1], spare, self.device)
+    def histories(self, spare: int = 256) -> list[_History]:
+        """Fresh depthwise-convolution pasts, one per block: the zeros of the offline padding."""
+        return [_History(self.n_ears, block.left, block.hidden, spare, self.device) for block in self.blocks]
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, push: Push) -> torch.Tensor:
         """Masks for ``n`` new frames: ``[E, n, N_in] -> [E, n, C, N_in]``."""
-        ears, n = x.shape[:2]
         y = F.layer_norm(x, (self.n_in,), eps=LN_EPS)  # [E, n, N_in], affine folded into the bottleneck
         y = torch.bmm(y, self.w_bottleneck)  # [E, n, B]: the residual stream minus its offset
-        for block in self.blocks:
-            y = self._block(block, y)  # [E, n, B]
-        score = torch.baddbmm(self.b_mask, y, self.w_mask).view(ears, n, self.n_spks, self.n_in)
+        for index, block in enumerate(self.blocks):
+            window = push(index, _block_input(block, y))  # [E, left + n, H]
+            y = _block_output(block, y, _depthwise(block, window))  # [E, n, B]
+        score = torch.baddbmm(self.b_mask, y, self.w_mask).reshape(self.n_ears, -1, self.n_spks, self.n_in)
         if self.mask_nonlinear == "softmax":
             return F.softmax(score, dim=-1)  # MaskNet's softmax runs over its channel axis
         return F.relu(score)
 
-    @staticmethod
-    def _block(block: _Block, x: torch.Tensor) -> torch.Tensor:
-        """One TCN block on ``n`` new frames, ``[E, n, B] -> [E, n, B]`` (residual included)."""
-        assert block.history is not None, "call reset() first"
-        n = x.shape[1]
-        y = torch.baddbmm(block.b_in, x, block.w_in)  # [E, n, H]
-        y = F.layer_norm(_prelu(y, block.prelu1), (y.shape[-1],), eps=LN_EPS)
-        y = torch.addcmul(block.beta1, y, block.gamma1)  # [E, n, H]
-        # Dilated depthwise conv over the history: frame t = sum_j taps[j] * y[t - left + j*d].
-        start = block.history.append(y) - block.left
-        buffer = block.history.buffer
-        z = buffer[:, start : start + n] * block.taps[0]  # [E, n, H]
-        for j in range(1, len(block.taps)):
-            offset = start + j * block.dilation
-            z.addcmul_(buffer[:, offset : offset + n], block.taps[j])
-        if block.b_dw is not None:
-            z += block.b_dw
-        z = F.layer_norm(_prelu(z, block.prelu2), (z.shape[-1],), eps=LN_EPS)  # affine folded into w_out
-        return torch.baddbmm(x, z, block.w_out)  # residual + 1x1 conv H -> B, [E, n, B]
-
 
 def _encoder_wiring(model: BinauralTasNet) -> torch.Tensor:
-    """Encoders as one ``[E, 2L, I*N]`` matrix per output ear, applied to ``[left L; right L]`` frames.
+    """Encoders as one ``[E, 2L, I*N]`` matrix per output ear, applied to interleaved frames.
 
-    Reproduces ``forward_encoder`` + the default ``forward_masker`` input (streams concatenated
-    on channels): for :class:`ParallelTasNet` ear L sees ``[encoderL(left), encoderR(right)]``
-    and ear R ``[encoderR(left), encoderL(right)]``; for :class:`IndependentTasNet` ear L sees
-    ``encoderL(left)`` and ear R ``encoderR(right)``. Block-diagonal: the zeros cost nothing
-    worth saving (``L`` = 16) and the whole encoder becomes one ``bmm``.
+    A frame is ``L`` samples of both ears, interleaved as they lie in a ``[time, 2]`` stream:
+    row ``2 * l + ear`` of the matrix weights sample ``l`` of that ear. Reproduces
+    ``forward_encoder`` + the default ``forward_masker`` input (streams concatenated on
+    channels): for :class:`ParallelTasNet` ear L sees ``[encoderL(left), encoderR(right)]`` and
+    ear R ``[encoderR(left), encoderL(right)]``; for :class:`IndependentTasNet` ear L sees
+    ``encoderL(left)`` and ear R ``encoderR(right)``. The zeros cost nothing worth saving
+    (``L`` = 16) and the whole encoder becomes one matmul.
     """
     w_left = _encoder_conv_of(model.encoderL).weight.detach()[:, 0, :].t()  # [L, N]
     w_right = _encoder_conv_of(model.encoderR).weight.detach()[:, 0, :].t()  # [L, N]
-    if isinstance(model, ParallelTasNet):
-        return torch.stack((torch.block_diag(w_left, w_right), torch.block_diag(w_right, w_left)))
     zeros = torch.zeros_like(w_left)
-    return torch.stack((torch.cat((w_left, zeros)), torch.cat((zeros, w_right))))  # [2, 2L, N]
+    if isinstance(model, ParallelTasNet):
+        ears = [[(w_left, zeros), (zeros, w_right)], [(w_right, zeros), (zeros, w_left)]]
+    else:
+        ears = [[(w_left, zeros)], [(zeros, w_right)]]
+    # [L, 2 (ear of the sample), I*N] -> [2L, I*N] with row 2l + ear.
+    return torch.stack([
+        torch.cat([torch.stack(pair, dim=1) for pair in streams], dim=2).reshape(2 * w_left.shape[0], -1)
+        for streams in ears
+    ])  # [E, 2L, I*N]
 
 
 def _encoder_conv_of(encoder: nn.Module) -> nn.Conv1d:
@@ -496,10 +544,11 @@ class StreamingTasNet:
     ``flush`` ends the stream and returns the rest, so that the outputs concatenated have the
     input's length and equal ``model(whole_stream)`` (float rounding aside).
 
-    Every step is a few batched ops on all ears at once: the encoders one ``bmm`` on the
+    Every step is a few batched ops on all ears at once: the encoders one matmul on the
     unfolded frames (:func:`_encoder_wiring`), the mask networks :class:`_StreamingMaskNets`,
-    the decoders one ``bmm`` followed by an overlap-add of ``L / stride`` slices. The weights are
-    copied at construction; create a new object after changing the model's.
+    the decoders one ``bmm`` followed by an overlap-add of ``L / stride`` slices
+    (:meth:`separate_frames`, which an ONNX export traces as well). The weights are copied at
+    construction; create a new object after changing the model's.
 
     Arguments
     ---------
@@ -523,6 +572,8 @@ class StreamingTasNet:
         self.n_streams: int = self.w_encoder.shape[-1] // self.n_filters  # I
         # The decoder kernel zero-padded to a whole number of hops, so overlap-add is slicing.
         self.hops_per_window: int = math.ceil(self.window / self.stride)
+        if self.hops_per_window < 2:
+            raise NotStreamableError("the encoder window must be longer than its hop")
         padded = self.hops_per_window * self.stride
         weights = [d.weight.detach()[:, 0, :] for d in (model.decoderL, model.decoderR)]  # [N, L]
         self.w_decoder = torch.stack([F.pad(w, (0, padded - self.window)) for w in weights]).to(self.device)
@@ -539,14 +590,59 @@ class StreamingTasNet:
         """Start a new stream: clear every state (input overlap, TCN histories, decoder tail)."""
         self.pending = torch.zeros(0, 2, device=self.device)  # samples not yet in a complete frame
         # Decoder overlap-add tail: the hops after the last emitted one, [E, hops - 1, C, stride].
-        self.tail = torch.zeros(2, self.hops_per_window - 1, self.n_spks, self.stride, device=self.device)
+        self.tail = self.initial_tail()
         self.received = 0  # samples received so far
         self.emitted = 0  # samples returned so far
-        self.masknets.reset()
+        self._histories = self.masknets.histories()
+
+    def initial_tail(self) -> torch.Tensor:
+        """The decoder's overlap-add tail at the start of a stream: zeros ``[E, hops - 1, C, stride]``."""
+        return torch.zeros(2, self.hops_per_window - 1, self.n_spks, self.stride, device=self.device)
 
     def latency(self, chunk: int) -> int:
         """Algorithmic latency (samples) for chunks of ``chunk`` samples (see :func:`algorithmic_latency`)."""
         return algorithmic_latency(self.window, self.stride, chunk)
+
+    def _push(self, index: int, frames: torch.Tensor) -> torch.Tensor:
+        return self._histories[index].push(frames)
+
+    def separate_frames(self, frames: torch.Tensor, tail: torch.Tensor, push: Push) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encode, mask and decode ``n`` complete frames; the step both engines run.
+
+        Arguments
+        ---------
+        frames : torch.Tensor
+            ``[n, 2L]``: frame ``k`` is samples ``k * stride ... k * stride + L - 1`` of both
+            ears, interleaved (sample-major, as in a ``[time, 2]`` stream).
+        tail : torch.Tensor
+            ``[E, hops - 1, C, stride]`` overlap-add tail of the previous frames.
+        push : Push
+            Where the depthwise convolutions keep their pasts.
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            The ``n * stride`` samples now final, ``[n * stride, 2, C]`` (decoder bias included),
+            and the new tail.
+        """
+        x = F.relu(torch.matmul(frames, self.w_encoder))  # [E, n, I*N]: encoder streams per ear
+        masks = self.masknets(x, push)  # [E, n, C, N_in]
+        streams = self.n_streams * self.n_filters
+        masked = masks[..., :streams] * x.unsqueeze(2)  # [E, n, C, I*N]
+        if self.n_streams > 1:
+            masked = masked.reshape(2, -1, self.n_spks, self.n_streams, self.n_filters).sum(3)  # [E, n, C, N]
+        hops = self.hops_per_window
+        pieces = torch.bmm(masked.reshape(2, -1, self.n_filters), self.w_decoder)  # [E, n*C, hops*S]
+        pieces = pieces.reshape(2, -1, self.n_spks, hops, self.stride)  # [E, n, C, hops, S]
+        # Overlap-add: hop q of frame k lands on output hop k + q (pads of fixed size, no shape arithmetic).
+        full = F.pad(pieces[:, :, :, 0], (0, 0, 0, 0, 0, hops - 1))  # [E, n+hops-1, C, S]
+        for q in range(1, hops):
+            full = full + F.pad(pieces[:, :, :, q], (0, 0, 0, 0, q, hops - 1 - q))
+        full = torch.cat((full[:, : hops - 1] + tail, full[:, hops - 1 :]), dim=1)
+        out = full[:, : 1 - hops].permute(1, 3, 0, 2).reshape(-1, 2, self.n_spks)  # [n*S, 2, C]
+        if self.decoder_bias is not None:
+            out = out + self.decoder_bias
+        return out, full[:, 1 - hops :]
 
     @torch.inference_mode()
     def process_chunk(self, chunk: torch.Tensor) -> torch.Tensor:
@@ -558,27 +654,11 @@ class StreamingTasNet:
         self.pending = torch.cat((self.pending, chunk)) if self.pending.shape[0] else chunk
         if self.pending.shape[0] < self.window:
             return torch.zeros(0, 2, self.n_spks, device=self.device)
-        frames = self.pending.unfold(0, self.window, self.stride)  # [n, 2, L]
+        # Interleaved samples: a frame is 2L consecutive values, frames 2 * stride values apart.
+        frames = self.pending.reshape(-1).unfold(0, 2 * self.window, 2 * self.stride)  # [n, 2L]
         n = frames.shape[0]
         self.pending = self.pending[n * self.stride :]
-        frames = frames.reshape(1, n, 2 * self.window).expand(2, n, 2 * self.window)  # [E, n, 2L]
-        x = F.relu(torch.bmm(frames, self.w_encoder))  # [E, n, I*N]: encoder streams per ear
-        masks = self.masknets(x)  # [E, n, C, N_in]
-        streams = self.n_streams * self.n_filters
-        masked = masks[..., :streams] * x.unsqueeze(2)  # [E, n, C, I*N]
-        if self.n_streams > 1:
-            masked = masked.view(2, n, self.n_spks, self.n_streams, self.n_filters).sum(3)  # [E, n, C, N]
-        pieces = torch.bmm(masked.reshape(2, n * self.n_spks, self.n_filters), self.w_decoder)
-        pieces = pieces.view(2, n, self.n_spks, self.hops_per_window, self.stride)  # [E, n, C, hops, S]
-        # Overlap-add: hop q of frame k lands on output hop k + q.
-        wav = torch.zeros(2, n + self.hops_per_window - 1, self.n_spks, self.stride, device=self.device)
-        wav[:, : self.hops_per_window - 1] = self.tail
-        for q in range(self.hops_per_window):
-            wav[:, q : q + n] += pieces[:, :, :, q]
-        self.tail = wav[:, n:].clone()
-        out = wav[:, :n].permute(1, 3, 0, 2).reshape(n * self.stride, 2, self.n_spks)  # [n*S, 2, C]
-        if self.decoder_bias is not None:
-            out = out + self.decoder_bias
+        out, self.tail = self.separate_frames(frames, self.tail, self._push)
         self.emitted += n * self.stride
         return out
 
@@ -590,14 +670,37 @@ class StreamingTasNet:
         pads its decoder output with zeros up to the input length. A stream shorter than one
         encoder window gets zeros (the offline model refuses such an input).
         """
-        remaining = self.received - self.emitted
-        out = torch.zeros(remaining, 2, self.n_spks, device=self.device)
-        if self.emitted:  # at least one frame was decoded: its tail is real output
-            tail = self.tail.permute(1, 3, 0, 2).reshape(-1, 2, self.n_spks)  # [(hops-1)*S, 2, C]
-            n_tail = min(remaining, self.window - self.stride)
-            out[:n_tail] = tail[:n_tail]
-            if self.decoder_bias is not None:
-                out[:n_tail] += self.decoder_bias
+        out = end_of_stream(self.received - self.emitted, self.tail, self.emitted > 0,
+                            self.window - self.stride, self.decoder_bias)
         self.emitted = self.received
-        self.tail.zero_()
+        self.tail = self.initial_tail()
         return out
+
+
+def end_of_stream(
+    remaining: int, tail: torch.Tensor, decoded: bool, overlap: int, bias: torch.Tensor | None
+) -> torch.Tensor:
+    """The last ``remaining`` samples of a stream, ``[remaining, 2, C]``: the decoder tail, then zeros.
+
+    Arguments
+    ---------
+    remaining : int
+        Samples received but not yet returned.
+    tail : torch.Tensor
+        ``[E, hops - 1, C, stride]`` overlap-add tail of the last frames.
+    decoded : bool
+        Whether any frame was decoded (if not, the stream was shorter than one window: zeros).
+    overlap : int
+        ``L - stride``: how much of the tail is real output (the rest is the kernel's zero padding).
+    bias : torch.Tensor or None
+        ``[2, 1]`` decoder biases, added where a frame covers the sample (as ConvTranspose1d does).
+    """
+    n_spks = tail.shape[2]
+    out = torch.zeros(remaining, 2, n_spks, device=tail.device, dtype=tail.dtype)
+    if decoded:
+        flat = tail.permute(1, 3, 0, 2).reshape(-1, 2, n_spks)  # [(hops-1)*S, 2, C]
+        n_tail = min(remaining, overlap)
+        out[:n_tail] = flat[:n_tail]
+        if bias is not None:
+            out[:n_tail] += bias
+    return out

@@ -446,3 +446,59 @@ LAUNCHERS = {
     "legacy": lambda port: [sys.executable, "-m", "torch.distributed.launch", "--nproc_per_node=2",
                             f"--master_port={port}"],
 }
+
+
+# ---------------------------------------------------------------------------------- small separators
+TASNET_KERNEL, TASNET_STRIDE = 16, 8  # encoder window and hop: 2 ms and 1 ms at 8 kHz
+
+
+def make_tasnet(variant=None, *, n_filters: int = 16, bottleneck: int = 8, hidden: int = 16, blocks: int = 3,
+                repeats: int = 2, n_spks: int = 2, causal: bool = True, norm: str = "cLN", seed: int = 0):
+    """A small binaural TasNet (``binaural_tasnet.ParallelTasNet`` unless ``variant``) from SpeechBrain
+    lobes, with random weights: every cLN gain/bias and PReLU slope too, so that no parameter keeps an
+    identity value that would hide a mistake."""
+    import torch
+    from speechbrain.lobes.models.conv_tasnet import MaskNet
+    from speechbrain.lobes.models.dual_path import Decoder, Encoder
+
+    import binaural_tasnet as bt
+
+    variant = variant or bt.ParallelTasNet
+    torch.manual_seed(seed)
+    n_in = 2 * n_filters if variant is bt.ParallelTasNet else n_filters
+
+    def masknet() -> MaskNet:
+        return MaskNet(N=n_in, B=bottleneck, H=hidden, P=3, X=blocks, R=repeats, C=n_spks,
+                       norm_type=norm, causal=causal, mask_nonlinear="relu")
+
+    def decoder() -> Decoder:
+        return Decoder(in_channels=n_filters, out_channels=1, kernel_size=TASNET_KERNEL, stride=TASNET_STRIDE, bias=False)
+
+    model = variant(
+        Encoder(kernel_size=TASNET_KERNEL, out_channels=n_filters), Encoder(kernel_size=TASNET_KERNEL, out_channels=n_filters),
+        masknet(), masknet(), decoder(), decoder(),
+    )
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith(("gamma", "beta")) or ".act" in name:
+                param.add_(0.3 * torch.randn_like(param))
+    return model.eval()
+
+
+def offline(model, mix):
+    """``[time, 2] -> [time, 2, C]``: the model on the whole signal."""
+    import torch
+
+    with torch.inference_mode():
+        return model(mix.unsqueeze(0))[0]
+
+
+def feed_stream(engine, mix, chunk: int):
+    """Feed ``mix`` ``[time, 2]`` to a streaming engine (``reset`` / ``process_chunk`` / ``flush``) in
+    chunks of ``chunk`` samples, the last one shorter; returns the outputs concatenated."""
+    import torch
+
+    engine.reset()
+    pieces = [engine.process_chunk(mix[i : i + chunk]) for i in range(0, mix.shape[0], chunk)]
+    pieces.append(engine.flush())
+    return torch.cat(pieces)

@@ -13,6 +13,8 @@ from speechbrain.lobes.models.conv_tasnet import ChannelwiseLayerNorm, Depthwise
 from speechbrain.lobes.models.dual_path import Decoder, Encoder
 
 import binaural_tasnet as bt
+from conftest import TASNET_KERNEL, TASNET_STRIDE, feed_stream, offline
+from conftest import make_tasnet as make_model
 from streaming import (
     NotStreamableError,
     StreamingTasNet,
@@ -22,56 +24,12 @@ from streaming import (
     model_context,
 )
 
-KERNEL, STRIDE = 16, 8  # 2 ms window, 1 ms hop at 8 kHz
-
-
-def make_model(
-    variant: type[bt.BinauralTasNet] = bt.ParallelTasNet,
-    *,
-    n_filters: int = 16,
-    bottleneck: int = 8,
-    hidden: int = 16,
-    blocks: int = 3,
-    repeats: int = 2,
-    n_spks: int = 2,
-    causal: bool = True,
-    norm: str = "cLN",
-    seed: int = 0,
-) -> bt.BinauralTasNet:
-    """A binaural TasNet from SpeechBrain lobes with random weights (norms and PReLUs included)."""
-    torch.manual_seed(seed)
-    n_in = 2 * n_filters if variant is bt.ParallelTasNet else n_filters
-
-    def masknet() -> MaskNet:
-        return MaskNet(N=n_in, B=bottleneck, H=hidden, P=3, X=blocks, R=repeats, C=n_spks,
-                       norm_type=norm, causal=causal, mask_nonlinear="relu")
-
-    def decoder() -> Decoder:
-        return Decoder(in_channels=n_filters, out_channels=1, kernel_size=KERNEL, stride=STRIDE, bias=False)
-
-    model = variant(
-        Encoder(kernel_size=KERNEL, out_channels=n_filters), Encoder(kernel_size=KERNEL, out_channels=n_filters),
-        masknet(), masknet(), decoder(), decoder(),
-    )
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if name.endswith(("gamma", "beta")) or ".act" in name:
-                param.add_(0.3 * torch.randn_like(param))
-    return model.eval()
-
-
-def offline(model: bt.BinauralTasNet, mix: torch.Tensor) -> torch.Tensor:
-    """``[time, 2] -> [time, 2, C]`` whole-signal output."""
-    with torch.inference_mode():
-        return model(mix.unsqueeze(0))[0]
+KERNEL, STRIDE = TASNET_KERNEL, TASNET_STRIDE  # 2 ms window, 1 ms hop at 8 kHz
 
 
 def stream(model: bt.BinauralTasNet, mix: torch.Tensor, chunk: int) -> torch.Tensor:
-    """Feed ``mix`` ``[time, 2]`` in chunks of ``chunk`` samples (the last one shorter), then flush."""
-    streamer = StreamingTasNet(model)
-    pieces = [streamer.process_chunk(mix[i : i + chunk]) for i in range(0, mix.shape[0], chunk)]
-    pieces.append(streamer.flush())
-    return torch.cat(pieces)
+    """Feed ``mix`` ``[time, 2]`` to a new PyTorch streamer in chunks of ``chunk`` samples, then flush."""
+    return feed_stream(StreamingTasNet(model), mix, chunk)
 
 
 @pytest.fixture(scope="module")
