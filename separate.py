@@ -4,7 +4,8 @@
     python separate.py --experiment results/convtasnet-parallel/1234 --input mix.wav --output_dir out/
     python separate.py --experiment results/convtasnet-parallel/1234 --input folder_of_wavs/ --output_dir out/
     python separate.py --experiment results/convtasnet-parallel-causal/1234 --input mix.wav \\
-        --output_dir out/ --streaming --chunk_ms 8
+        --output_dir out/ --streaming --chunk_ms 8 [--engine onnx]
+    python separate.py --experiment results/convtasnet-parallel-causal/1234 --export_onnx model.onnx [--chunk_ms 8]
     python separate.py --hparams hparams/convtasnet-parallel.yaml \\
         --checkpoint results/convtasnet-parallel/1234/save/CKPT+2024-01-01+00-00-00+00 --input mix.wav --output_dir out/
 
@@ -37,7 +38,10 @@ held in memory: the input as ``audio_io.read_float`` reads it, the estimates at 
 
 ``--streaming`` runs a causal model (``hparams/convtasnet-parallel-causal.yaml``) chunk by chunk
 with :class:`streaming.StreamingTasNet`, as a live input would be, and prints the algorithmic
-latency (chunk + encoder window - hop); its output equals the offline causal model's.
+latency (chunk + encoder window - hop); its output equals the offline causal model's. With
+``--engine onnx`` the same step runs as an ONNX model in onnxruntime (:mod:`onnx_streaming`);
+``--export_onnx MODEL.onnx`` writes that model and ``MODEL.json`` (rate, chunk, hop, latency, state
+layout) for a runtime without this recipe.
 
 The Python API is :class:`BinauralSeparator` (``from_experiment``, ``from_hparams``,
 ``separate_file``, ``separate_batch``, ``reset`` / ``process_chunk`` / ``flush``).
@@ -600,6 +604,10 @@ class BinauralSeparator:
                 raise SeparationError(f"{self.source}: cannot stream this model: {error}") from error
         return self._stream
 
+    def use_stream(self, engine) -> None:
+        """Stream with ``engine`` (e.g. an :class:`onnx_streaming.OnnxStreamingTasNet` of this model)."""
+        self._stream = engine
+
     def reset(self) -> None:
         """Start a new stream."""
         self.stream.reset()
@@ -715,11 +723,16 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                        help="hparams override (repeatable), e.g. --override sample_rate=16000")
     model.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1... (default cpu)")
-    parser.add_argument("--input", type=Path, required=True, help="a two-channel audio file, or a folder of them")
-    parser.add_argument("--output_dir", type=Path, required=True, help="where NAME_s1.wav... are written")
+    parser.add_argument("--input", type=Path, help="a two-channel audio file, or a folder of them (required)")
+    parser.add_argument("--output_dir", type=Path, help="where NAME_s1.wav... are written (required)")
     parser.add_argument("--streaming", action="store_true", help="run a causal model chunk by chunk")
     parser.add_argument("--chunk_ms", type=_positive_float, default=8.0,
                         help="streaming chunk in ms (a multiple of the hop)")
+    parser.add_argument("--engine", choices=("torch", "onnx"), default="torch",
+                        help="streaming engine: PyTorch, or the ONNX step model run by onnxruntime (CPU)")
+    parser.add_argument("--export_onnx", type=Path, metavar="MODEL.onnx",
+                        help="write the causal model's streaming step (and MODEL.json beside it) and exit; "
+                             "no --input or --output_dir then")
     parser.add_argument("--block_seconds", type=_positive_float, default=DEFAULT_BLOCK_SECONDS,
                         help=f"offline block length for long files (s; at least twice the {DEFAULT_CROSSFADE_MS:g} ms "
                              "cross-fade)")
@@ -756,11 +769,44 @@ def _show_warnings() -> None:
         root.addHandler(handler)
 
 
+def _onnx_engine(separator: BinauralSeparator, chunk: int):
+    """The model's streaming step exported in memory and run by onnxruntime (nothing is written)."""
+    if separator.device.type != "cpu":
+        raise SeparationError("--engine onnx runs on the CPU; drop --device or use --engine torch")
+    try:
+        from onnx_streaming import OnnxStreamingTasNet
+
+        return OnnxStreamingTasNet.from_model(separator.model, separator.sample_rate, chunk)
+    except ImportError as error:
+        raise SeparationError(f"--engine onnx needs onnxruntime ({error}); pip install -r extra_requirements.txt") from error
+
+
+def _export_onnx(separator: BinauralSeparator, path: Path, chunk_ms: float) -> int:
+    """``--export_onnx``: write the streaming step model and its JSON; 0 on success."""
+    from onnx_streaming import export_onnx
+
+    if path.suffix == ".json":
+        raise SeparationError(f"{path}: the model file gets the JSON beside it; name it MODEL.onnx")
+    chunk = separator.chunk_samples(chunk_ms)
+    try:
+        config_path = export_onnx(separator.model.cpu(), path, separator.sample_rate, chunk)
+    except NotStreamableError as error:
+        raise SeparationError(f"{separator.source}: cannot export a streaming model: {one_line(error)}") from error
+    print(f"wrote {path} (streaming step for chunks of {chunk_ms:g} ms, algorithmic latency "
+          f"{separator.latency_ms(chunk_ms):g} ms) and {config_path}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit status (0 ok, 1 an input failed, 2 usage)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.export_onnx is None and (args.input is None or args.output_dir is None):
+        parser.error("the following arguments are required: --input, --output_dir (unless --export_onnx)")
     _show_warnings()
     try:
+        if args.export_onnx is not None:
+            return _export_onnx(_separator(args), args.export_onnx, args.chunk_ms)
         inputs = _inputs(args.input)
         if args.output_dir.exists() and not args.output_dir.is_dir():
             raise SeparationError(f"{args.output_dir}: not a folder; --output_dir names the folder the estimates go to")
@@ -772,6 +818,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.streaming:
             separator.stream  # noqa: B018 (fails early, with the reason, for a non-causal model)
             chunk = separator.chunk_samples(args.chunk_ms)
+            if args.engine == "onnx":
+                separator.use_stream(_onnx_engine(separator, chunk))
             window_ms = 1000 * separator.model.kernel_size / separator.sample_rate
             hop_ms = 1000 * separator.model.stride / separator.sample_rate
             print(

@@ -1,0 +1,184 @@
+"""Specification of ``onnx_streaming``: the exported streaming step equals the offline causal model
+and the PyTorch streaming engine, carries its whole state in its inputs and outputs, and says in
+its JSON how to drive it; separate.py exports it and streams with it."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import pytest
+import soundfile as sf
+import torch
+from conftest import PROJECT_ROOT, TASNET_KERNEL, TASNET_STRIDE, feed_stream, make_tasnet, offline
+from hyperpyyaml import load_hyperpyyaml
+
+import binaural_tasnet as bt
+from onnx_streaming import FORMAT, OnnxStreamingTasNet, export_onnx, onnx_model
+from separate import main
+from streaming import NotStreamableError, StreamingTasNet
+
+RATE = 8000
+PRIME = 37  # samples: a chunk that is no multiple of the hop
+
+
+@pytest.fixture(scope="module")
+def causal_model() -> bt.BinauralTasNet:
+    return make_tasnet()
+
+
+@pytest.fixture(scope="module")
+def exported(causal_model, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("onnx") / "step.onnx"
+    export_onnx(causal_model, path, RATE, chunk=64)
+    return path
+
+
+def plain_onnxruntime(path: Path, mix: np.ndarray, chunk: int) -> np.ndarray:
+    """The README's loop: only onnxruntime, numpy and the JSON; ``mix`` a whole number of chunks."""
+    config = json.loads(path.with_suffix(".json").read_text())
+    session = onnxruntime.InferenceSession(str(path))
+    state = {s["name"]: np.zeros(s["initial_shape"], np.float32) for s in config["state"]}
+    names = [o.name for o in session.get_outputs()]
+    pieces = []
+    for start in range(0, len(mix), chunk):
+        result = dict(zip(names, session.run(None, {"mix": mix[start : start + chunk], **state})))
+        pieces.append(result["separated"])
+        state = {name: result["next_" + name] for name in state}
+    return np.concatenate(pieces)
+
+
+# ---------------------------------------------------------------------------------- equal to offline
+@pytest.mark.parametrize("chunk", [TASNET_STRIDE, 16, 64, PRIME])  # one hop, 2 ms, 8 ms, a prime
+def test_onnx_engine_equals_offline_and_the_pytorch_engine(causal_model, exported, chunk):
+    mix = torch.randn(4003, 2)  # a multiple of neither the hop nor any chunk
+    expected = offline(causal_model, mix)
+    onnx_out = feed_stream(OnnxStreamingTasNet.from_file(exported), mix, chunk)
+    torch_out = feed_stream(StreamingTasNet(causal_model), mix, chunk)
+    assert onnx_out.shape == torch_out.shape == expected.shape == (4003, 2, 2)
+    assert (onnx_out - expected).abs().max().item() <= 1e-4
+    assert (onnx_out - torch_out).abs().max().item() <= 1e-4
+
+
+def test_plain_onnxruntime_from_the_first_sample_equals_offline(causal_model, exported):
+    """No recipe code: the first call returns window - hop samples fewer, then whole chunks."""
+    mix = np.random.default_rng(0).standard_normal((64 * 40, 2)).astype(np.float32)
+    expected = offline(causal_model, torch.from_numpy(mix)).numpy()
+    for chunk in (TASNET_STRIDE, 64):  # one hop: the first call has no complete frame yet
+        est = plain_onnxruntime(exported, mix, chunk)
+        assert est.shape == (len(mix) - (TASNET_KERNEL - TASNET_STRIDE), 2, 2)
+        assert np.abs(est - expected[: len(est)]).max() <= 1e-4
+
+
+def test_state_round_trip(exported):
+    """Reset gives the same stream again, and chunks give what one long chunk gives."""
+    mix = np.random.default_rng(1).standard_normal((64 * 30, 2)).astype(np.float32)
+    chunked, again = plain_onnxruntime(exported, mix, 64), plain_onnxruntime(exported, mix, 64)
+    whole = plain_onnxruntime(exported, mix, len(mix))
+    assert np.array_equal(chunked, again)
+    assert chunked.shape == whole.shape
+    assert np.abs(chunked - whole).max() <= 1e-4
+    engine = OnnxStreamingTasNet.from_file(exported)
+    first = feed_stream(engine, torch.from_numpy(mix), 64)
+    assert torch.equal(feed_stream(engine, torch.from_numpy(mix), 64), first)  # reset clears every state
+
+
+def test_the_json_describes_the_model(exported):
+    config = json.loads(exported.with_suffix(".json").read_text())
+    assert config["format"] == FORMAT
+    assert (config["sample_rate"], config["window"], config["hop"], config["chunk"]) == (RATE, 16, 8, 64)
+    assert (config["latency"], config["latency_ms"], config["chunk_ms"]) == (72, 9.0, 8.0)
+    session = onnxruntime.InferenceSession(str(exported))
+    inputs = {i.name: i.shape for i in session.get_inputs()}
+    outputs = {o.name: o.shape for o in session.get_outputs()}
+    assert list(inputs) == ["mix"] + [s["name"] for s in config["state"]]
+    assert list(outputs) == ["separated"] + [s["output"] for s in config["state"]]
+    assert [s["name"] for s in config["state"]][:2] == ["pending", "tail"]
+    histories = [s for s in config["state"] if s["name"].startswith("history_")]
+    assert [s["dilation"] for s in histories] == [1, 2, 4] * 2  # X=3 blocks, R=2 repeats
+    for s in histories:  # SpeechBrain's causal conv looks 3 dilations back, both ears, H channels
+        assert s["shape"] == s["initial_shape"] == inputs[s["name"]] == [2, 3 * s["dilation"], 16]
+    assert config["state"][0]["initial_shape"] == [0, 2] and config["state"][0]["shape"] == [8, 2]
+
+
+# ---------------------------------------------------------------------------------- variants and errors
+def test_export_of_the_independent_variant(tmp_path):
+    model = make_tasnet(bt.IndependentTasNet, seed=4)
+    export_onnx(model, tmp_path / "independent.onnx", RATE, chunk=16)
+    mix = torch.randn(2000, 2)
+    got = feed_stream(OnnxStreamingTasNet.from_file(tmp_path / "independent.onnx"), mix, 16)
+    assert (got - offline(model, mix)).abs().max().item() <= 1e-4
+
+
+def test_a_gln_model_is_not_exported(tmp_path):
+    with pytest.raises(NotStreamableError, match="gLN"):
+        export_onnx(make_tasnet(causal=False, norm="gLN"), tmp_path / "m.onnx", RATE, chunk=64)
+    with pytest.raises(NotStreamableError, match="non-causal"):
+        onnx_model(make_tasnet(causal=False, norm="cLN"), RATE, chunk=64)
+    assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_bad_chunk_and_missing_json(causal_model, tmp_path):
+    with pytest.raises(ValueError, match="multiple of the hop"):
+        onnx_model(causal_model, RATE, chunk=12)
+    export_onnx(causal_model, tmp_path / "m.onnx", RATE, chunk=8)
+    (tmp_path / "m.json").unlink()
+    with pytest.raises(FileNotFoundError, match="m.json"):
+        OnnxStreamingTasNet.from_file(tmp_path / "m.onnx")
+
+
+# ---------------------------------------------------------------------------------- separate.py
+def tiny_checkpoint(yaml_name: str, root: Path) -> list[str]:
+    """``--hparams ... --checkpoint ... --override ...`` of a small model of a recipe YAML, weights saved."""
+    tiny = {"N_encoder_out": 8, "B": 8, "H": 16, "X": 2, "R": 1}
+    yaml = PROJECT_ROOT / "hparams" / yaml_name
+    overrides = {"data_folder": str(root / "d"), "wsj_root": str(root / "w"), "output_folder": str(root / "exp")}
+    hparams = load_hyperpyyaml(yaml.read_text(), overrides | tiny)
+    with torch.no_grad():  # away from the initialisation, where cLN gains are all 1
+        for param in hparams["Model"].parameters():
+            param.add_(0.05 * torch.randn_like(param))
+    checkpoint = hparams["checkpointer"].save_checkpoint()
+    args = ["--hparams", str(yaml), "--checkpoint", str(checkpoint.path)]
+    return args + [arg for key, value in tiny.items() for arg in ("--override", f"{key}={value}")]
+
+
+@pytest.fixture(scope="module")
+def causal_checkpoint(tmp_path_factory) -> list[str]:
+    return tiny_checkpoint("convtasnet-parallel-causal.yaml", tmp_path_factory.mktemp("causal_ckpt"))
+
+
+def test_cli_exports_and_streams_with_onnx(causal_checkpoint, tmp_path, capsys):
+    args = causal_checkpoint
+    assert main([*args, "--export_onnx", str(tmp_path / "model.onnx"), "--chunk_ms", "2"]) == 0
+    assert "latency 3 ms" in capsys.readouterr().out
+    config = json.loads((tmp_path / "model.json").read_text())
+    assert (config["chunk"], config["sample_rate"]) == (16, RATE)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "model.onnx"]  # nothing else
+
+    rng = np.random.default_rng(2)
+    sf.write(tmp_path / "mix.wav", 0.1 * rng.standard_normal((4001, 2)), RATE, subtype="FLOAT")
+    for engine in ("torch", "onnx"):
+        status = main([*args, "--input", str(tmp_path / "mix.wav"), "--output_dir", str(tmp_path / engine),
+                       "--streaming", "--chunk_ms", "8", "--engine", engine])
+        assert status == 0
+    for k in (1, 2):
+        a, _ = sf.read(tmp_path / "torch" / f"mix_s{k}.wav")
+        b, _ = sf.read(tmp_path / "onnx" / f"mix_s{k}.wav")
+        assert a.shape == b.shape == (4001, 2)
+        assert np.abs(a - b).max() <= 1e-4
+
+
+def test_cli_refuses_to_export_a_gln_model(tmp_path, capsys):
+    args = tiny_checkpoint("convtasnet-parallel.yaml", tmp_path / "gln")
+    assert main([*args, "--export_onnx", str(tmp_path / "m.onnx")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "gLN" in error and "convtasnet-parallel-causal.yaml" in error and "\n" not in error
+    assert not (tmp_path / "m.onnx").exists() and not (tmp_path / "m.json").exists()
+
+
+def test_cli_still_needs_input_and_output_without_export(causal_checkpoint, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(causal_checkpoint)
+    assert exit_.value.code == 2
+    assert "--input, --output_dir" in capsys.readouterr().err
