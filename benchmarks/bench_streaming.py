@@ -1,27 +1,33 @@
 #!/usr/bin/env python3
-"""Real-time factor of chunk-by-chunk separation with the causal model, and of offline separation.
+"""Real-time factor of chunk-by-chunk separation with the causal model (PyTorch and ONNX engines), and offline.
 
 Models: the published sizes (N=64, L=16, B=64, H=128, P=3, X=8, R=4, two talkers, parallel/MIMO)
 from ``hparams/convtasnet-parallel-causal.yaml`` (causal, cLN) and ``hparams/convtasnet-parallel.yaml``
 (non-causal, gLN), with their random initial weights: the speed does not depend on the values.
 Input: ``--seconds`` of white noise at 8 kHz, both ears.
 
-For chunks of 2, 4, 8, 16 and 32 ms, :class:`streaming.StreamingTasNet` is fed the input chunk
-by chunk on ``--threads`` CPU threads (one by default); the real-time factor is the processing
-time over the audio duration (best of ``--repeats`` passes, wall clock), the latency the
-algorithmic latency (chunk + encoder window - hop), and the streamed output is compared with the
-offline causal model's. Last, the whole-file real-time factor of the non-causal model on the CPU
-(same threads) and, when there is one, on CUDA.
+For chunks of 2, 4, 8, 16 and 32 ms, :class:`streaming.StreamingTasNet` (PyTorch) and
+:class:`onnx_streaming.OnnxStreamingTasNet` (the exported step in onnxruntime) are fed the input
+chunk by chunk on ``--threads`` CPU threads (one by default), their passes interleaved; the
+real-time factor is the processing time over the audio duration (median of ``--repeats`` passes,
+wall clock), the latency the algorithmic latency (chunk + encoder window - hop), and both streamed
+outputs are compared with the offline causal model's. Then the whole-file real-time factors of the
+causal and the non-causal model on the CPU (same threads, interleaved, medians) and, when there is
+one, of the non-causal model on CUDA. The model's arithmetic, in GMAC per second of audio, is
+counted from its layers (encoders, 1x1 and depthwise convolutions, decoders), so that every RTF
+reads as an achieved GMAC/s.
 
     python benchmarks/bench_streaming.py [--seconds 10] [--repeats 3] [--threads 1]
 
-Last line: ``{"rtf": {"2": r, ...}, "latency_ms": {"2": l, ...}, "max_abs_diff_streaming_vs_offline": d,
-"offline_rtf_noncausal": r, "offline_rtf_noncausal_cuda": r_or_null}``.
+Last line: ``{"rtf": {"2": r, ...}, "rtf_onnx": {"2": r, ...}, "latency_ms": {"2": l, ...},
+"max_abs_diff_streaming_vs_offline": d, "max_abs_diff_onnx_vs_offline": d, "offline_rtf_causal": r,
+"offline_rtf_noncausal": r, "offline_rtf_noncausal_cuda": r_or_null, "gmac_per_s_audio": g}``.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -30,60 +36,72 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
+from torch import nn  # noqa: E402
 
+from binaural_tasnet import BinauralTasNet  # noqa: E402
+from onnx_streaming import OnnxStreamingTasNet  # noqa: E402
 from separate import load_hparams  # noqa: E402
 from streaming import StreamingTasNet, algorithmic_latency  # noqa: E402
 
 CHUNKS_MS = (2, 4, 8, 16, 32)
 
 
-def published_model(yaml_name: str) -> tuple[torch.nn.Module, int]:
+def published_model(yaml_name: str) -> tuple[BinauralTasNet, int]:
     """The ``Model`` of a recipe YAML at its published size (random weights) and its sample rate."""
     hparams = load_hparams(ROOT / "hparams" / yaml_name)
     return hparams["Model"].eval(), int(hparams["sample_rate"])
 
 
-def time_streaming(streamer: StreamingTasNet, mix: torch.Tensor, chunk: int, repeats: int) -> tuple[float, float, torch.Tensor]:
-    """Best wall-clock seconds of a pass, worst seconds of one chunk in that pass, and the output."""
-    best, worst_chunk, output = float("inf"), 0.0, torch.empty(0)
-    for _ in range(repeats):
-        streamer.reset()
-        pieces, slowest = [], 0.0
-        start = time.perf_counter()
-        for i in range(0, mix.shape[0], chunk):
-            tick = time.perf_counter()
-            pieces.append(streamer.process_chunk(mix[i : i + chunk]))
-            slowest = max(slowest, time.perf_counter() - tick)
-        pieces.append(streamer.flush())
-        elapsed = time.perf_counter() - start
-        if elapsed < best:
-            best, worst_chunk, output = elapsed, slowest, torch.cat(pieces)
-    return best, worst_chunk, output
+def gmac_per_second_of_audio(model: BinauralTasNet, n_streams: int, rate: int) -> float:
+    """Multiply-accumulates of one second of audio, in GMAC, counted from the layers' weights.
+
+    Per encoder frame (``rate / stride`` frames a second) a convolution does one MAC per weight
+    for each output frame: every ``Conv1d`` of the mask networks once (1x1 and depthwise alike:
+    a depthwise weight is ``[H, 1, P]``), each encoder once per stream it feeds (``n_streams``: 2
+    for the parallel model, which encodes both ears with both encoders) and each decoder once per
+    talker. Norms, PReLUs and the masking are left out (a few operations per value, no MACs).
+    """
+    per_frame = sum(
+        m.weight.numel() for masknet in (model.masknetL, model.masknetR)
+        for m in masknet.modules() if isinstance(m, nn.Conv1d)
+    )
+    per_frame += n_streams * sum(enc.conv1d.weight.numel() for enc in (model.encoderL, model.encoderR))
+    per_frame += model.n_spks * sum(dec.weight.numel() for dec in (model.decoderL, model.decoderR))
+    assert model.stride is not None
+    return per_frame * rate / model.stride / 1e9
 
 
-def time_offline(model: torch.nn.Module, mix: torch.Tensor, repeats: int, device: torch.device) -> float:
-    """Best seconds of a whole-file forward pass (after one warm-up pass)."""
-    model = model.to(device)
-    batch = mix.unsqueeze(0).to(device)
-    best = float("inf")
+def stream_pass(engine, mix: torch.Tensor, chunk: int) -> tuple[float, float, torch.Tensor]:
+    """Wall-clock seconds of one pass, the slowest chunk's seconds, and the output."""
+    engine.reset()
+    pieces, slowest = [], 0.0
+    start = time.perf_counter()
+    for i in range(0, mix.shape[0], chunk):
+        tick = time.perf_counter()
+        pieces.append(engine.process_chunk(mix[i : i + chunk]))
+        slowest = max(slowest, time.perf_counter() - tick)
+    pieces.append(engine.flush())
+    return time.perf_counter() - start, slowest, torch.cat(pieces)
+
+
+def offline_pass(model: nn.Module, batch: torch.Tensor) -> float:
+    """Seconds of one whole-file forward pass (synchronised on CUDA)."""
+    cuda = batch.device.type == "cuda"
+    if cuda:
+        torch.cuda.synchronize()
+    start = time.perf_counter()
     with torch.inference_mode():
         model(batch)
-        for _ in range(repeats):
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            model(batch)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            best = min(best, time.perf_counter() - start)
-    return best
+    if cuda:
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10.0, help="audio duration (s)")
-    parser.add_argument("--repeats", type=int, default=3, help="passes per measurement (the best counts)")
-    parser.add_argument("--threads", type=int, default=1, help="CPU threads (torch.set_num_threads)")
+    parser.add_argument("--repeats", type=int, default=3, help="passes per measurement (the median counts)")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads (torch and onnxruntime)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     causal, rate = published_model("convtasnet-parallel-causal.yaml")
@@ -96,33 +114,62 @@ def main() -> None:
 
     streamer = StreamingTasNet(causal)
     window, stride = streamer.window, streamer.stride
+    gmac = gmac_per_second_of_audio(causal, streamer.n_streams, rate)
     n_params = sum(p.numel() for p in causal.parameters())
-    print(f"causal parallel model: {n_params / 1e6:.2f} M parameters, {rate} Hz, window {window} / hop {stride} "
-          f"samples; {duration:g} s of audio; {torch.get_num_threads()} CPU thread(s)")
-    rtf, latency, max_diff = {}, {}, 0.0
+    print(f"causal parallel model: {n_params / 1e6:.2f} M parameters, {gmac:.3f} GMAC per second of audio, {rate} Hz, "
+          f"window {window} / hop {stride} samples; {duration:g} s of audio; {args.threads} CPU thread(s)")
+    rtf, rtf_onnx, latency = {}, {}, {}
+    max_diff = {"torch": 0.0, "onnx": 0.0}
     for chunk_ms in CHUNKS_MS:
         chunk = round(chunk_ms * rate / 1000)
-        seconds, worst, output = time_streaming(streamer, mix, chunk, args.repeats)
-        diff = (output - reference).abs().max().item()
-        max_diff = max(max_diff, diff)
-        rtf[str(chunk_ms)] = round(seconds / duration, 4)
+        engines = {"torch": streamer, "onnx": OnnxStreamingTasNet.from_model(causal, rate, chunk, threads=args.threads)}
+        seconds = {name: [] for name in engines}
+        slowest = {name: 0.0 for name in engines}
+        for _ in range(args.repeats):
+            for name, engine in engines.items():  # interleaved: both see the same load
+                elapsed, worst, output = stream_pass(engine, mix, chunk)
+                seconds[name].append(elapsed)
+                slowest[name] = max(slowest[name], worst)
+                max_diff[name] = max(max_diff[name], (output - reference).abs().max().item())
+        median = {name: statistics.median(values) for name, values in seconds.items()}
+        rtf[str(chunk_ms)] = round(median["torch"] / duration, 4)
+        rtf_onnx[str(chunk_ms)] = round(median["onnx"] / duration, 4)
         latency[str(chunk_ms)] = 1000 * algorithmic_latency(window, stride, chunk) / rate
-        print(f"chunk {chunk_ms:>2} ms: RTF {seconds / duration:.3f} (mean {1000 * seconds / (mix.shape[0] / chunk):.2f} ms "
-              f"per chunk, slowest {1000 * worst:.2f} ms), latency {latency[str(chunk_ms)]:g} ms, "
-              f"max |streaming - offline| {diff:.2e}")
+        n_chunks = mix.shape[0] / chunk
+        print(f"chunk {chunk_ms:>2} ms, latency {latency[str(chunk_ms)]:g} ms: " + "; ".join(
+            f"{name} RTF {median[name] / duration:.3f} ({gmac * duration / median[name]:.1f} GMAC/s, "
+            f"{1000 * median[name] / n_chunks:.2f} ms per chunk, slowest {1000 * slowest[name]:.2f} ms)"
+            for name in engines))
+    print(f"max |streaming - offline causal|: PyTorch {max_diff['torch']:.2e}, ONNX {max_diff['onnx']:.2e}")
 
-    offline_cpu = time_offline(non_causal, mix, args.repeats, torch.device("cpu")) / duration
-    print(f"non-causal model, whole file on the CPU: RTF {offline_cpu:.4f}")
+    batch = mix.unsqueeze(0)
+    models = {"causal": causal, "non-causal": non_causal}
+    for model in models.values():
+        offline_pass(model, batch)  # warm-up
+    offline = {name: [] for name in models}
+    for _ in range(args.repeats):
+        for name, model in models.items():
+            offline[name].append(offline_pass(model, batch))
+    offline_rtf = {name: statistics.median(values) / duration for name, values in offline.items()}
+    for name, value in offline_rtf.items():
+        print(f"{name} model, whole file on the CPU: RTF {value:.4f} ({gmac / value:.1f} GMAC/s)")
     offline_cuda = None
     if torch.cuda.is_available():
-        offline_cuda = round(time_offline(non_causal, mix, args.repeats, torch.device("cuda")) / duration, 5)
+        cuda_model, cuda_batch = non_causal.to("cuda"), batch.to("cuda")
+        offline_pass(cuda_model, cuda_batch)
+        seconds_cuda = statistics.median(offline_pass(cuda_model, cuda_batch) for _ in range(args.repeats))
+        offline_cuda = round(seconds_cuda / duration, 5)
         print(f"non-causal model, whole file on CUDA ({torch.cuda.get_device_name()}): RTF {offline_cuda}")
     print(json.dumps({
         "rtf": rtf,
+        "rtf_onnx": rtf_onnx,
         "latency_ms": latency,
-        "max_abs_diff_streaming_vs_offline": float(f"{max_diff:.3g}"),
-        "offline_rtf_noncausal": round(offline_cpu, 4),
+        "max_abs_diff_streaming_vs_offline": float(f"{max_diff['torch']:.3g}"),
+        "max_abs_diff_onnx_vs_offline": float(f"{max_diff['onnx']:.3g}"),
+        "offline_rtf_causal": round(offline_rtf["causal"], 4),
+        "offline_rtf_noncausal": round(offline_rtf["non-causal"], 4),
         "offline_rtf_noncausal_cuda": offline_cuda,
+        "gmac_per_s_audio": round(gmac, 4),
     }))
 
 

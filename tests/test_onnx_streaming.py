@@ -35,18 +35,20 @@ def exported(causal_model, tmp_path_factory) -> Path:
     return path
 
 
-def plain_onnxruntime(path: Path, mix: np.ndarray, chunk: int) -> np.ndarray:
-    """The README's loop: only onnxruntime, numpy and the JSON; ``mix`` a whole number of chunks."""
-    config = json.loads(path.with_suffix(".json").read_text())
-    session = onnxruntime.InferenceSession(str(path))
-    state = {s["name"]: np.zeros(s["initial_shape"], np.float32) for s in config["state"]}
-    names = [o.name for o in session.get_outputs()]
-    pieces = []
-    for start in range(0, len(mix), chunk):
-        result = dict(zip(names, session.run(None, {"mix": mix[start : start + chunk], **state})))
-        pieces.append(result["separated"])
-        state = {name: result["next_" + name] for name in state}
-    return np.concatenate(pieces)
+def readme_code() -> str:
+    """The README's plain-onnxruntime example (the python block of its ONNX Runtime section)."""
+    text = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("### Streaming with ONNX Runtime") :]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def plain_onnxruntime(model: bt.BinauralTasNet, folder: Path, chunk: int, mix: np.ndarray, monkeypatch) -> np.ndarray:
+    """Export ``model`` as ``folder/model.onnx`` for ``chunk`` and run the README's code on ``mix`` there."""
+    export_onnx(model, folder / "model.onnx", RATE, chunk=chunk)
+    monkeypatch.chdir(folder)
+    namespace = {"mix": mix}
+    exec(readme_code(), namespace)  # noqa: S102 (the documented example, verbatim)
+    return namespace["separated"]
 
 
 # ---------------------------------------------------------------------------------- equal to offline
@@ -61,21 +63,22 @@ def test_onnx_engine_equals_offline_and_the_pytorch_engine(causal_model, exporte
     assert (onnx_out - torch_out).abs().max().item() <= 1e-4
 
 
-def test_plain_onnxruntime_from_the_first_sample_equals_offline(causal_model, exported):
+def test_the_readme_code_equals_offline(causal_model, tmp_path, monkeypatch):
     """No recipe code: the first call returns window - hop samples fewer, then whole chunks."""
     mix = np.random.default_rng(0).standard_normal((64 * 40, 2)).astype(np.float32)
     expected = offline(causal_model, torch.from_numpy(mix)).numpy()
     for chunk in (TASNET_STRIDE, 64):  # one hop: the first call has no complete frame yet
-        est = plain_onnxruntime(exported, mix, chunk)
+        est = plain_onnxruntime(causal_model, tmp_path / str(chunk), chunk, mix, monkeypatch)
         assert est.shape == (len(mix) - (TASNET_KERNEL - TASNET_STRIDE), 2, 2)
         assert np.abs(est - expected[: len(est)]).max() <= 1e-4
 
 
-def test_state_round_trip(exported):
+def test_state_round_trip(causal_model, exported, tmp_path, monkeypatch):
     """Reset gives the same stream again, and chunks give what one long chunk gives."""
     mix = np.random.default_rng(1).standard_normal((64 * 30, 2)).astype(np.float32)
-    chunked, again = plain_onnxruntime(exported, mix, 64), plain_onnxruntime(exported, mix, 64)
-    whole = plain_onnxruntime(exported, mix, len(mix))
+    chunked = plain_onnxruntime(causal_model, tmp_path / "a", 64, mix, monkeypatch)
+    again = plain_onnxruntime(causal_model, tmp_path / "b", 64, mix, monkeypatch)
+    whole = plain_onnxruntime(causal_model, tmp_path / "c", len(mix), mix, monkeypatch)
     assert np.array_equal(chunked, again)
     assert chunked.shape == whole.shape
     assert np.abs(chunked - whole).max() <= 1e-4
