@@ -44,7 +44,7 @@ from torch import nn
 
 from atomic import atomic_bytes, atomic_text
 from binaural_tasnet import BinauralTasNet
-from streaming import NotStreamableError, StreamingTasNet, algorithmic_latency, end_of_stream
+from streaming import NotStreamableError, StreamingTasNet, algorithmic_latency, depthwise_window, end_of_stream
 
 __all__ = ["FORMAT", "ONNX_OPSET", "OnnxStreamingTasNet", "StreamingStep", "export_onnx", "onnx_model"]
 
@@ -73,7 +73,8 @@ class StreamingStep(nn.Module):
         self.streamer = streamer
         self.hop: int = streamer.stride
         self.hops: int = streamer.hops_per_window
-        self.lefts: list[int] = [block.left for block in streamer.masknets.blocks]
+        self.blocks = streamer.masknets.blocks
+        self.lefts: list[int] = [block.left for block in self.blocks]
 
     def forward(self, mix: torch.Tensor, pending: torch.Tensor, tail: torch.Tensor, *histories: torch.Tensor):
         x = torch.cat((pending, mix))  # [m * hop, 2]
@@ -82,12 +83,12 @@ class StreamingStep(nn.Module):
         frames = torch.cat([rows[j : j + 1 - self.hops or None] for j in range(self.hops)], dim=1)  # [n, 2L]
         next_histories: list[torch.Tensor] = []
 
-        def push(index: int, new: torch.Tensor) -> torch.Tensor:
+        def convolve(index: int, new: torch.Tensor) -> torch.Tensor:
             window = torch.cat((histories[index], new), dim=1)  # [E, left + n, H]
             next_histories.append(window[:, -self.lefts[index] :])
-            return window
+            return depthwise_window(self.blocks[index], window)
 
-        separated, next_tail = self.streamer.separate_frames(frames, tail, push)
+        separated, next_tail = self.streamer.separate_frames(frames, tail, convolve)
         next_pending = x[(1 - self.hops) * self.hop :]  # [window - hop, 2]
         return (separated, next_pending, next_tail, *next_histories)
 

@@ -57,8 +57,9 @@ __all__ = [
     "StreamingTasNet",
     "algorithmic_latency",
     "check_streamable",
-    "end_of_stream",
     "conv_reach",
+    "depthwise_window",
+    "end_of_stream",
     "masknet_reach",
     "model_context",
 ]
@@ -295,8 +296,8 @@ class _EarPReLU(torch.autograd.Function):
 
 
 def _eager_prelu(x: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
-    if slope.shape[-1] == 1:  # one op: F.prelu's channel axis is dim 1, the ears
-        return F.prelu(x.view(1, x.shape[0], -1), slope.view(-1)).view(x.shape)
+    if slope.shape[-1] == 1:  # one op: prelu's channel axis is dim 1, the ears (torch.prelu: no F wrapper)
+        return torch.prelu(x.view(1, x.shape[0], -1), slope.view(-1)).view(x.shape)
     return torch.where(x >= 0, x, x * slope)
 
 
@@ -314,9 +315,9 @@ def _stack_norm(norms: list[nn.Module]) -> tuple[torch.Tensor, torch.Tensor]:
     return gamma, beta
 
 
-#: ``push(block_index, frames)``: store a block's new depthwise-conv input frames ``[E, n, H]``
-#: and return its window, the ``left`` frames before them followed by them, ``[E, left + n, H]``.
-Push = Callable[[int, torch.Tensor], torch.Tensor]
+#: ``convolve(block_index, frames)``: store a block's new depthwise-conv input frames ``[E, n, H]``
+#: with its past and return the depthwise convolution's output for them, ``[E, n, H]``.
+Convolve = Callable[[int, torch.Tensor], torch.Tensor]
 
 
 class _History:
@@ -333,8 +334,13 @@ class _History:
         self.buffer = torch.zeros(n_ears, length + max(spare, 1), channels, device=device)
         self.position = length  # frames [position - length, position) are the history
 
-    def push(self, frames: torch.Tensor) -> torch.Tensor:
-        """Store ``frames`` ``[E, n, C]``; returns the window ``[E, length + n, C]`` (a view) ending with them."""
+    def convolve(self, block: _Block, frames: torch.Tensor) -> torch.Tensor:
+        """Store ``frames`` ``[E, n, C]``; returns ``block``'s depthwise convolution of them, ``[E, n, C]``.
+
+        The taps are read through one strided view of the buffer, ``[E, n, C, P]`` with element
+        ``(e, t, c, j)`` the frame ``t + j * d`` of the window (the ``length`` frames before the new
+        ones, then them): three ops, whatever ``P`` (what :func:`depthwise_window` does with slices).
+        """
         n = frames.shape[1]
         if self.position + n > self.buffer.shape[1]:
             kept = self.buffer[:, self.position - self.length : self.position].clone()
@@ -346,7 +352,14 @@ class _History:
         start = self.position
         self.position += n
         self.buffer[:, start : self.position] = frames
-        return self.buffer[:, start - self.length : self.position]
+        ears, frames_total, channels = self.buffer.shape
+        view = self.buffer.as_strided(
+            (ears, n, channels, block.tap_stack.shape[-1]),
+            (frames_total * channels, channels, 1, block.dilation * channels),
+            self.buffer.storage_offset() + (start - self.length) * channels,
+        )  # [E, n, C, P]
+        z = (view * block.tap_stack).sum(-1)  # [E, n, C]
+        return z if block.b_dw is None else z + block.b_dw
 
 
 @dataclass
@@ -364,6 +377,7 @@ class _Block:
     gamma1: torch.Tensor  # [E, 1, H]
     beta1: torch.Tensor  # [E, 1, H]
     taps: tuple[torch.Tensor, ...]  # P x [E, 1, H]: tap j multiplies frame t - left + j*d
+    tap_stack: torch.Tensor  # [E, 1, H, P]: the same taps side by side
     b_dw: torch.Tensor | None  # [E, 1, H]
     dilation: int
     left: int  # frames the depthwise conv looks back (3d for SpeechBrain's causal P=3)
@@ -380,7 +394,7 @@ def _block_input(block: _Block, x: torch.Tensor) -> torch.Tensor:
     return torch.addcmul(block.beta1, y, block.gamma1)  # [E, n, H]
 
 
-def _depthwise(block: _Block, window: torch.Tensor) -> torch.Tensor:
+def depthwise_window(block: _Block, window: torch.Tensor) -> torch.Tensor:
     """Dilated depthwise convolution of the ``n`` newest frames of ``window`` ``[E, left + n, H]``.
 
     Frame ``t`` is ``sum_j taps[j] * window[t + j*d]`` (window index 0 is ``left`` frames before
@@ -416,9 +430,10 @@ class _StreamingMaskNets:
     ``c @ W_next`` is added to the bias of each layer reading the stream. Same result, two ops
     fewer per block.
 
-    The depthwise convolutions' pasts are not kept here: each call gets a ``push`` (see
-    :data:`Push`) that stores a block's new frames and returns its window, a view of a linear
-    buffer for :class:`StreamingTasNet`, a concatenation with a state tensor in an ONNX export.
+    The depthwise convolutions' pasts are not kept here: each call gets a ``convolve`` (see
+    :data:`Convolve`) that stores a block's new frames with its past and convolves them: over a
+    linear buffer for :class:`StreamingTasNet` (:meth:`_History.convolve`), over the
+    concatenation with a state tensor in an ONNX export (:func:`depthwise_window`).
     """
 
     def __init__(self, masknets: list[MaskNet], device: torch.device) -> None:
@@ -471,6 +486,7 @@ class _StreamingMaskNets:
             prelu1=_stack_prelu([l.act for l in layers], hidden),
             gamma1=gamma1, beta1=beta1,
             taps=tuple(tap.unsqueeze(1) for tap in taps),
+            tap_stack=taps.permute(1, 2, 0).unsqueeze(1),
             b_dw=b_dw,
             dilation=dilations.pop(), left=reaches.pop()[0], hidden=hidden,
             prelu2=_stack_prelu([d.act for d in dsconvs], hidden),
@@ -489,13 +505,12 @@ class _StreamingMaskNets:
         """Fresh depthwise-convolution pasts, one per block: the zeros of the offline padding."""
         return [_History(self.n_ears, block.left, block.hidden, spare, self.device) for block in self.blocks]
 
-    def __call__(self, x: torch.Tensor, push: Push) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, convolve: Convolve) -> torch.Tensor:
         """Masks for ``n`` new frames: ``[E, n, N_in] -> [E, n, C, N_in]``."""
         y = F.layer_norm(x, (self.n_in,), eps=LN_EPS)  # [E, n, N_in], affine folded into the bottleneck
         y = torch.bmm(y, self.w_bottleneck)  # [E, n, B]: the residual stream minus its offset
         for index, block in enumerate(self.blocks):
-            window = push(index, _block_input(block, y))  # [E, left + n, H]
-            y = _block_output(block, y, _depthwise(block, window))  # [E, n, B]
+            y = _block_output(block, y, convolve(index, _block_input(block, y)))  # [E, n, B]
         score = torch.baddbmm(self.b_mask, y, self.w_mask).reshape(self.n_ears, -1, self.n_spks, self.n_in)
         if self.mask_nonlinear == "softmax":
             return F.softmax(score, dim=-1)  # MaskNet's softmax runs over its channel axis
@@ -603,10 +618,12 @@ class StreamingTasNet:
         """Algorithmic latency (samples) for chunks of ``chunk`` samples (see :func:`algorithmic_latency`)."""
         return algorithmic_latency(self.window, self.stride, chunk)
 
-    def _push(self, index: int, frames: torch.Tensor) -> torch.Tensor:
-        return self._histories[index].push(frames)
+    def _convolve(self, index: int, frames: torch.Tensor) -> torch.Tensor:
+        return self._histories[index].convolve(self.masknets.blocks[index], frames)
 
-    def separate_frames(self, frames: torch.Tensor, tail: torch.Tensor, push: Push) -> tuple[torch.Tensor, torch.Tensor]:
+    def separate_frames(
+        self, frames: torch.Tensor, tail: torch.Tensor, convolve: Convolve
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Encode, mask and decode ``n`` complete frames; the step both engines run.
 
         Arguments
@@ -616,8 +633,8 @@ class StreamingTasNet:
             ears, interleaved (sample-major, as in a ``[time, 2]`` stream).
         tail : torch.Tensor
             ``[E, hops - 1, C, stride]`` overlap-add tail of the previous frames.
-        push : Push
-            Where the depthwise convolutions keep their pasts.
+        convolve : Convolve
+            The depthwise convolutions over their pasts (which it keeps).
 
         Returns
         -------
@@ -626,7 +643,7 @@ class StreamingTasNet:
             and the new tail.
         """
         x = F.relu(torch.matmul(frames, self.w_encoder))  # [E, n, I*N]: encoder streams per ear
-        masks = self.masknets(x, push)  # [E, n, C, N_in]
+        masks = self.masknets(x, convolve)  # [E, n, C, N_in]
         streams = self.n_streams * self.n_filters
         masked = masks[..., :streams] * x.unsqueeze(2)  # [E, n, C, I*N]
         if self.n_streams > 1:
@@ -658,7 +675,7 @@ class StreamingTasNet:
         frames = self.pending.reshape(-1).unfold(0, 2 * self.window, 2 * self.stride)  # [n, 2L]
         n = frames.shape[0]
         self.pending = self.pending[n * self.stride :]
-        out, self.tail = self.separate_frames(frames, self.tail, self._push)
+        out, self.tail = self.separate_frames(frames, self.tail, self._convolve)
         self.emitted += n * self.stride
         return out
 
