@@ -44,14 +44,19 @@ from torch import nn
 
 from atomic import atomic_bytes, atomic_text
 from binaural_tasnet import BinauralTasNet
+from errors import RecipeError
 from streaming import NotStreamableError, StreamingTasNet, algorithmic_latency, depthwise_window, end_of_stream
 
-__all__ = ["FORMAT", "ONNX_OPSET", "OnnxStreamingTasNet", "StreamingStep", "export_onnx", "onnx_model"]
+__all__ = ["FORMAT", "ONNX_OPSET", "OnnxModelError", "OnnxStreamingTasNet", "StreamingStep", "export_onnx", "onnx_model"]
 
 #: ``format`` of the JSON beside an exported model.
 FORMAT = "binaural-tasnet-streaming-step/1"
 #: LayerNormalization is an ONNX operator from opset 17 on.
 ONNX_OPSET = 17
+
+
+class OnnxModelError(RecipeError):
+    """An exported step model or its JSON is missing or not of this format."""
 
 
 class StreamingStep(nn.Module):
@@ -200,7 +205,9 @@ class OnnxStreamingTasNet:
         import onnxruntime
 
         if config.get("format") != FORMAT:
-            raise ValueError(f"not a {FORMAT} configuration (format {config.get('format')!r})")
+            raise OnnxModelError(
+                f"not a {FORMAT} configuration (format {config.get('format')!r}); export with separate.py --export_onnx"
+            )
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -225,8 +232,12 @@ class OnnxStreamingTasNet:
         config_path = path.with_suffix(".json")
         for needed in (path, config_path):
             if not needed.is_file():
-                raise FileNotFoundError(f"{needed}: not found (write both with separate.py --export_onnx)")
-        return cls(path, json.loads(config_path.read_text(encoding="utf-8")), threads)
+                raise OnnxModelError(f"{needed}: not found (write both with separate.py --export_onnx)")
+        try:
+            config = json.loads(config_path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise OnnxModelError(f"{config_path}: not JSON ({error}); export again with separate.py --export_onnx") from error
+        return cls(path, config, threads)
 
     @classmethod
     def from_model(cls, model: BinauralTasNet, sample_rate: int, chunk: int, threads: int = 1) -> OnnxStreamingTasNet:

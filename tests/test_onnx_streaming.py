@@ -15,7 +15,7 @@ from conftest import PROJECT_ROOT, TASNET_KERNEL, TASNET_STRIDE, feed_stream, ma
 from hyperpyyaml import load_hyperpyyaml
 
 import binaural_tasnet as bt
-from onnx_streaming import FORMAT, OnnxStreamingTasNet, export_onnx, onnx_model
+from onnx_streaming import FORMAT, OnnxModelError, OnnxStreamingTasNet, export_onnx, onnx_model
 from separate import main
 from streaming import NotStreamableError, StreamingTasNet
 
@@ -122,12 +122,18 @@ def test_a_gln_model_is_not_exported(tmp_path):
     assert not any(tmp_path.iterdir())  # nothing written
 
 
-def test_bad_chunk_and_missing_json(causal_model, tmp_path):
+def test_bad_chunk_and_a_missing_or_foreign_json(causal_model, tmp_path):
     with pytest.raises(ValueError, match="multiple of the hop"):
         onnx_model(causal_model, RATE, chunk=12)
     export_onnx(causal_model, tmp_path / "m.onnx", RATE, chunk=8)
+    (tmp_path / "m.json").write_text('{"format": "something else"')
+    with pytest.raises(OnnxModelError, match="m.json: not JSON"):
+        OnnxStreamingTasNet.from_file(tmp_path / "m.onnx")
+    (tmp_path / "m.json").write_text('{"format": "something else"}')
+    with pytest.raises(OnnxModelError, match="something else"):
+        OnnxStreamingTasNet.from_file(tmp_path / "m.onnx")
     (tmp_path / "m.json").unlink()
-    with pytest.raises(FileNotFoundError, match="m.json"):
+    with pytest.raises(OnnxModelError, match="m.json: not found"):
         OnnxStreamingTasNet.from_file(tmp_path / "m.onnx")
 
 
