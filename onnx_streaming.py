@@ -45,7 +45,14 @@ from torch import nn
 from atomic import atomic_bytes, atomic_text
 from binaural_tasnet import BinauralTasNet
 from errors import RecipeError
-from streaming import NotStreamableError, StreamingTasNet, algorithmic_latency, depthwise_window, end_of_stream
+from streaming import (
+    NotStreamableError,
+    OnnxPReLU,
+    StreamingTasNet,
+    algorithmic_latency,
+    depthwise_window,
+    end_of_stream,
+)
 
 __all__ = ["FORMAT", "ONNX_OPSET", "OnnxModelError", "OnnxStreamingTasNet", "StreamingStep", "export_onnx", "onnx_model"]
 
@@ -93,7 +100,7 @@ class StreamingStep(nn.Module):
             next_histories.append(window[:, -self.lefts[index] :])
             return depthwise_window(self.blocks[index], window)
 
-        separated, next_tail = self.streamer.separate_frames(frames, tail, convolve)
+        separated, next_tail = self.streamer.separate_frames(frames, tail, convolve, OnnxPReLU.apply)
         next_pending = x[(1 - self.hops) * self.hop :]  # [window - hop, 2]
         return (separated, next_pending, next_tail, *next_histories)
 
