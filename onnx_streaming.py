@@ -47,11 +47,11 @@ from binaural_tasnet import BinauralTasNet
 from errors import RecipeError
 from streaming import (
     NotStreamableError,
-    OnnxPReLU,
     StreamingTasNet,
     algorithmic_latency,
     depthwise_window,
     end_of_stream,
+    onnx_prelu,
 )
 
 __all__ = ["FORMAT", "ONNX_OPSET", "OnnxModelError", "OnnxStreamingTasNet", "StreamingStep", "export_onnx", "onnx_model"]
@@ -100,7 +100,7 @@ class StreamingStep(nn.Module):
             next_histories.append(window[:, -self.lefts[index] :])
             return depthwise_window(self.blocks[index], window)
 
-        separated, next_tail = self.streamer.separate_frames(frames, tail, convolve, OnnxPReLU.apply)
+        separated, next_tail = self.streamer.separate_frames(frames, tail, convolve, onnx_prelu)
         next_pending = x[(1 - self.hops) * self.hop :]  # [window - hop, 2]
         return (separated, next_pending, next_tail, *next_histories)
 

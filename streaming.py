@@ -273,40 +273,66 @@ def _stack_pointwise(convs: list[nn.Module]) -> tuple[torch.Tensor, torch.Tensor
     return weight, bias.unsqueeze(1)  # [E, 1, out]
 
 
-def _stack_prelu(acts: list[nn.Module], channels: int) -> torch.Tensor:
-    """PReLU slopes: ``[E]`` when each ear has one slope (SpeechBrain's ``nn.PReLU()``), else ``[E, 1, C]``."""
+@dataclass
+class _Slopes:
+    """The PReLU slopes of one layer of every ear, in the two forms the engines use."""
+
+    full: torch.Tensor  # [E, 1, C]: one slope per channel (ONNX PRelu broadcasts this fast)
+    per_ear: torch.Tensor | None  # [E] when each ear has a single slope (one torch.prelu call)
+
+    def to(self, device: torch.device) -> _Slopes:
+        per_ear = None if self.per_ear is None else self.per_ear.to(device).contiguous()
+        return _Slopes(self.full.to(device).contiguous(), per_ear)
+
+
+def _stack_prelu(acts: list[nn.Module], channels: int) -> _Slopes:
+    """The slopes of the ears' ``nn.PReLU`` (SpeechBrain's has one slope, ``nn.PReLU(C)`` one per channel)."""
     for act in acts:
         if not isinstance(act, nn.PReLU):
             raise NotStreamableError(f"expected nn.PReLU, got {type(act).__name__}")
+    full = torch.stack([act.weight.detach().expand(channels) for act in acts]).unsqueeze(1)  # [E, 1, C]
     if all(act.weight.numel() == 1 for act in acts):
-        return torch.cat([act.weight.detach().reshape(1) for act in acts])  # [E]
-    return torch.stack([act.weight.detach().expand(channels) for act in acts]).unsqueeze(1)  # [E, 1, C]
+        return _Slopes(full, torch.cat([act.weight.detach().reshape(1) for act in acts]))  # [E]
+    return _Slopes(full, None)
 
 
-#: ``prelu(x, slope)``: PReLU of ``[E, n, C]`` with :func:`_stack_prelu`'s slopes; each engine has its own.
-PReLU = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+#: ``prelu(x, slopes)``: PReLU of ``[E, n, C]`` with a layer's :class:`_Slopes`; each engine has its own.
+PReLU = Callable[[torch.Tensor, _Slopes], torch.Tensor]
 
 
-def eager_prelu(x: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
+def eager_prelu(x: torch.Tensor, slopes: _Slopes) -> torch.Tensor:
     """:data:`PReLU` in as few dispatches as possible (``torch.prelu``'s channel axis 1 is the ears)."""
-    if slope.ndim == 1:
+    if slopes.per_ear is not None:
         ears, channels = x.shape[0], x.shape[2]
-        return torch.prelu(x.view(1, ears, -1), slope).view(ears, -1, channels)
-    return torch.where(x >= 0, x, x * slope)
+        return torch.prelu(x.view(1, ears, -1), slopes.per_ear).view(ears, -1, channels)
+    return torch.where(x >= 0, x, x * slopes.full)
 
 
-class OnnxPReLU(torch.autograd.Function):
-    """:data:`PReLU` that exports as one ONNX ``PRelu`` node (the slope reshaped to broadcast)."""
+class _OnnxPReLU(torch.autograd.Function):
+    """PReLU with ``[E, 1, C]`` slopes that exports as one ONNX ``PRelu`` node."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:  # noqa: ARG004
-        return eager_prelu(x, slope)
+        return torch.where(x >= 0, x, x * slope)
 
     @staticmethod
     def symbolic(g, x, slope):  # noqa: ANN001, ANN205 (torch.onnx graph values)
-        # [E] -> [E, 1, 1], [E, 1, C] unchanged: a constant the exporter folds.
-        shape = g.op("Constant", value_t=torch.tensor([0, 1, -1], dtype=torch.int64))
-        return g.op("PRelu", x, g.op("Reshape", slope, shape))
+        return g.op("PRelu", x, slope)
+
+
+def onnx_prelu(x: torch.Tensor, slopes: _Slopes) -> torch.Tensor:
+    """:data:`PReLU` for an ONNX export, as ``Mul`` + ``Max`` where it can be.
+
+    ``PReLU(x) = max(x, a * x)`` for a slope ``a <= 1`` and ``min(x, a * x)`` for ``a >= 1``:
+    onnxruntime runs those two elementwise nodes several times faster than its ``PRelu`` with a
+    broadcast slope. A layer whose slopes lie on both sides of 1 keeps the ``PRelu`` node.
+    """
+    scaled = x * slopes.full
+    if bool((slopes.full <= 1).all()):
+        return torch.maximum(x, scaled)
+    if bool((slopes.full >= 1).all()):
+        return torch.minimum(x, scaled)
+    return _OnnxPReLU.apply(x, slopes.full)
 
 
 def _stack_norm(norms: list[nn.Module]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -382,7 +408,7 @@ class _Block:
 
     w_in: torch.Tensor  # [E, B, H] 1x1 conv B -> H
     b_in: torch.Tensor  # [E, 1, H] its bias plus (residual offset) @ w_in
-    prelu1: torch.Tensor  # [E] or [E, 1, H]
+    prelu1: _Slopes
     gamma1: torch.Tensor  # [E, 1, H]
     beta1: torch.Tensor  # [E, 1, H]
     taps: tuple[torch.Tensor, ...]  # P x [E, 1, H]: tap j multiplies frame t - left + j*d
@@ -391,7 +417,7 @@ class _Block:
     dilation: int
     left: int  # frames the depthwise conv looks back (3d for SpeechBrain's causal P=3)
     hidden: int  # H
-    prelu2: torch.Tensor  # [E] or [E, 1, H]
+    prelu2: _Slopes
     w_out: torch.Tensor  # [E, H, B] gamma2-scaled 1x1 conv H -> B
     offset: torch.Tensor  # [E, 1, B] beta2 @ W (+ its bias): added to the residual stream's offset
 
@@ -509,6 +535,8 @@ class _StreamingMaskNets:
         for name, value in vars(block).items():
             if isinstance(value, torch.Tensor):
                 setattr(block, name, value.detach().to(self.device).contiguous())
+            elif isinstance(value, _Slopes):
+                setattr(block, name, value.to(self.device))
         block.taps = tuple(tap.to(self.device).contiguous() for tap in block.taps)
         return block
 
@@ -647,7 +675,7 @@ class StreamingTasNet:
         convolve : Convolve
             The depthwise convolutions over their pasts (which it keeps).
         prelu : PReLU
-            :func:`eager_prelu`, or :class:`OnnxPReLU`'s ``apply`` for an ONNX export.
+            :func:`eager_prelu`, or :func:`onnx_prelu` for an ONNX export.
 
         Returns
         -------

@@ -114,6 +114,23 @@ def test_export_of_the_independent_variant(tmp_path):
     assert (got - offline(model, mix)).abs().max().item() <= 1e-4
 
 
+def test_prelu_slopes_on_either_side_of_one(tmp_path):
+    """The export writes PReLU as max(x, a x) for slopes <= 1, min(x, a x) for slopes >= 1, and as
+    a PRelu node when a layer has both: all three equal the model."""
+    model = make_tasnet(seed=5)
+    blocks = [getattr(m.temporal_conv_net, "temporalblock_0_0").layers for m in (model.masknetL, model.masknetR)]
+    mixed = [getattr(m.temporal_conv_net, "temporalblock_0_1").layers for m in (model.masknetL, model.masknetR)]
+    with torch.no_grad():
+        for layers in blocks:
+            layers.act.weight.fill_(1.7)  # both ears above 1
+        mixed[0].act.weight.fill_(1.4)  # one ear above 1 ...
+        mixed[1].act.weight.fill_(-0.3)  # ... the other below
+    export_onnx(model, tmp_path / "m.onnx", RATE, chunk=64)
+    mix = torch.randn(1500, 2)
+    got = feed_stream(OnnxStreamingTasNet.from_file(tmp_path / "m.onnx"), mix, 64)
+    assert (got - offline(model, mix)).abs().max().item() <= 1e-4
+
+
 def test_a_gln_model_is_not_exported(tmp_path):
     with pytest.raises(NotStreamableError, match="gLN"):
         export_onnx(make_tasnet(causal=False, norm="gLN"), tmp_path / "m.onnx", RATE, chunk=64)
