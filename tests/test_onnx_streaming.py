@@ -203,6 +203,15 @@ def test_cli_refuses_to_export_a_gln_model(tmp_path, capsys):
     assert not (tmp_path / "m.onnx").exists() and not (tmp_path / "m.json").exists()
 
 
+def test_cli_export_to_an_unwritable_place_is_one_line(causal_checkpoint, tmp_path, capsys):
+    (tmp_path / "file").write_text("in the way")
+    assert main([*causal_checkpoint, "--export_onnx", str(tmp_path / "file" / "m.onnx")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "m.onnx: cannot be written" in error and "\n" not in error
+    assert main([*causal_checkpoint, "--export_onnx", str(tmp_path / "m.json")]) == 2
+    assert "name it MODEL.onnx" in capsys.readouterr().err
+
+
 def test_cli_still_needs_input_and_output_without_export(causal_checkpoint, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(causal_checkpoint)
