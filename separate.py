@@ -792,9 +792,8 @@ def _export_onnx(separator: BinauralSeparator, path: Path, chunk_ms: float) -> i
         config_path = export_onnx(separator.model.cpu(), path, separator.sample_rate, chunk)
     except NotStreamableError as error:
         raise SeparationError(f"{separator.source}: cannot export a streaming model: {one_line(error)}") from error
-    except OSError as error:  # the folder: permissions, a file in the way, a full disk...
-        raise SeparationError(f"{path}: cannot be written ({error.strerror or one_line(error)}); "
-                              "give --export_onnx a path in a writable folder") from error
+    except WriteError as error:  # the folder: permissions, a file in the way, a full disk...
+        raise SeparationError(f"--export_onnx {one_line(error)}") from error
     print(f"wrote {path} (streaming step for chunks of {chunk_ms:g} ms, algorithmic latency "
           f"{separator.latency_ms(chunk_ms):g} ms) and {config_path}")
     return 0
