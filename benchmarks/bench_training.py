@@ -42,8 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 import train
 
-sys.path.insert(0, str(ROOT / "tests"))
-from test_models import published_forward  # noqa: E402  (the recipe's compute_forward, verbatim)
+from published_recipe import published_forward  # noqa: E402  (the recipe's compute_forward, verbatim)
 
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
