@@ -18,7 +18,7 @@ import pytest
 import soundfile as sf
 import torch
 from conftest import TINY_SEPARATOR, make_experiment
-from test_streaming import make_model
+from conftest import make_tasnet as make_model
 
 import binaural_tasnet as bt
 from audio_io import AudioFileError
