@@ -384,22 +384,21 @@ def read_binaural(path: str, sample_rate: int) -> torch.Tensor:
     ``audio_io`` refuses a file whose header announces more samples than it holds (a truncated
     copy would otherwise train as a shorter utterance).
     """
-    from audio_io import check_readable, read_float
+    from audio_io import read_float
 
     if not os.path.isfile(path):
         raise RecipeError(f"{path}: file not found; regenerate the data or rerun without skip_prep")
-    info = check_readable(Path(path))
-    if info.samplerate != sample_rate:
+    audio, rate = read_float(Path(path), dtype="float32")  # [time, ear]; one header check, in the loader
+    if rate != sample_rate:
         raise RecipeError(
-            f"{path}: {info.samplerate} Hz but sample_rate is {sample_rate}; set --sample_rate {info.samplerate} or "
+            f"{path}: {rate} Hz but sample_rate is {sample_rate}; set --sample_rate {rate} or "
             f"use the wav{freq_name(sample_rate)} data"
         )
-    if info.channels != 2:
+    if audio.shape[1] != 2:
         raise RecipeError(
-            f"{path}: {info.channels} channel(s), expected 2 (left, right); "
+            f"{path}: {audio.shape[1]} channel(s), expected 2 (left, right); "
             "the binaural recipe needs the stereo Binaural WSJ0-mix files"
         )
-    audio, _ = read_float(Path(path), dtype="float32")  # [time, ear]
     return torch.from_numpy(audio)
 
 
