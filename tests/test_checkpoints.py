@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import PROJECT_ROOT, sigkill_when_marked
+from conftest import PROJECT_ROOT, CodeRunningPayload, sigkill_when_marked
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.checkpoints import Checkpointer
 
@@ -212,21 +212,11 @@ def test_a_flipped_byte_fails_the_crc_check(tmp_path):
         assert file_damage(tmp_path / "text.ckpt") == verdict
 
 
-class _Payload:
-    """Unpickling it would create a file: the proof that code ran."""
-
-    def __init__(self, proof: Path) -> None:
-        self.proof = proof
-
-    def __reduce__(self):
-        return (Path.touch, (self.proof,))
-
-
 def test_a_crafted_savefile_runs_no_code(recipe, tmp_path):
     _, checkpointer = recipe
     checkpoint = checkpointer.save_checkpoint(meta={"valid_snr": 1.0})
     proof = tmp_path / "code_ran"
-    torch.save({"weight": _Payload(proof)}, checkpoint.path / "masknetL.ckpt")  # a whole zip: it passes the CRCs
+    torch.save({"weight": CodeRunningPayload(proof)}, checkpoint.path / "masknetL.ckpt")  # a whole zip: it passes the CRCs
     with pytest.raises(CheckpointError, match=r"masknetL|holds more than weights") as error:
         checkpointer.recover_if_possible()
     assert str(checkpoint.path) in str(error.value) and "\n" not in str(error.value)

@@ -18,7 +18,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import PROJECT_ROOT, official_subset, wsj_tree_for
+from conftest import PROJECT_ROOT, CodeRunningPayload, official_subset, wsj_tree_for
 
 import atomic
 import download
@@ -113,16 +113,6 @@ def test_writes_outside_the_tree_are_refused_even_through_a_link(tmp_path):
 # ==================================================================================================
 
 
-class _RunsCode:
-    """What a crafted object array does when unpickled: here, leaves a file behind."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (Path.touch, (self.marker,))
-
-
 def test_a_crafted_npz_runs_no_code(official_tt, tmp_path):
     metadata, _ = official_tt
     scaling = metadata_paths(metadata, 2, "tt")["scaling"]
@@ -130,7 +120,7 @@ def test_a_crafted_npz_runs_no_code(official_tt, tmp_path):
     with np.load(scaling, allow_pickle=True) as npz:  # the real file: trusted test data
         arrays = {key: npz[key] for key in npz.files}
     crafted = np.empty((2, 2), dtype=object)
-    crafted[:] = _RunsCode(marker)
+    crafted[:] = CodeRunningPayload(marker)
     arrays["scaling_wsjmix_8k_min"] = crafted
     np.savez(scaling, **arrays)
     with pytest.raises(MetadataError, match=rf"{scaling.name}: unreadable numeric arrays"):
