@@ -39,7 +39,8 @@ held in memory: the input as ``audio_io.read_float`` reads it, the estimates at 
 ``--streaming`` runs a causal model (``hparams/convtasnet-parallel-causal.yaml``) chunk by chunk
 with :class:`streaming.StreamingTasNet`, as a live input would be, and prints the algorithmic
 latency (chunk + encoder window - hop); its output equals the offline causal model's. With
-``--engine onnx`` the same step runs as an ONNX model in onnxruntime (:mod:`onnx_streaming`);
+``--engine numba`` the same step runs compiled, one call per chunk (:mod:`numba_streaming`, the
+fast CPU engine); with ``--engine onnx`` as an ONNX model in onnxruntime (:mod:`onnx_streaming`);
 ``--export_onnx MODEL.onnx`` writes that model and ``MODEL.json`` (rate, chunk, hop, latency, state
 layout) for a runtime without this recipe.
 
@@ -728,8 +729,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--streaming", action="store_true", help="run a causal model chunk by chunk")
     parser.add_argument("--chunk_ms", type=_positive_float, default=8.0,
                         help="streaming chunk in ms (a multiple of the hop)")
-    parser.add_argument("--engine", choices=("torch", "onnx"), default="torch",
-                        help="streaming engine: PyTorch, or the ONNX step model run by onnxruntime (CPU)")
+    parser.add_argument("--engine", choices=("torch", "numba", "onnx"), default="torch",
+                        help="streaming engine: PyTorch (the reference), the step compiled by numba (CPU, the "
+                             "fastest), or the ONNX step model run by onnxruntime (CPU)")
     parser.add_argument("--export_onnx", type=Path, metavar="MODEL.onnx",
                         help="write the causal model's streaming step (and MODEL.json beside it) and exit; "
                              "no --input or --output_dir then")
@@ -769,16 +771,25 @@ def _show_warnings() -> None:
         root.addHandler(handler)
 
 
-def _onnx_engine(separator: BinauralSeparator, chunk: int):
-    """The model's streaming step exported in memory and run by onnxruntime (nothing is written)."""
-    if separator.device.type != "cpu":
-        raise SeparationError("--engine onnx runs on the CPU; drop --device or use --engine torch")
-    try:
-        from onnx_streaming import OnnxStreamingTasNet
+def _cpu_engine(separator: BinauralSeparator, engine: str, chunk: int):
+    """The ``--engine onnx`` or ``--engine numba`` streaming engine of the model (nothing is written).
 
-        return OnnxStreamingTasNet.from_model(separator.model, separator.sample_rate, chunk)
+    ``onnx``: the step exported in memory and run by onnxruntime; ``numba``: the step compiled by
+    numba (:mod:`numba_streaming`), built from the PyTorch engine's folded weights. Both run on the CPU.
+    """
+    if separator.device.type != "cpu":
+        raise SeparationError(f"--engine {engine} runs on the CPU; drop --device or use --engine torch")
+    try:
+        if engine == "onnx":
+            from onnx_streaming import OnnxStreamingTasNet
+
+            return OnnxStreamingTasNet.from_model(separator.model, separator.sample_rate, chunk)
+        from numba_streaming import NumbaStreamingTasNet
+
+        return NumbaStreamingTasNet(separator.stream)
     except ImportError as error:
-        raise SeparationError(f"--engine onnx needs onnxruntime ({error}); pip install -r extra_requirements.txt") from error
+        needed = "onnxruntime" if engine == "onnx" else "numba"
+        raise SeparationError(f"--engine {engine} needs {needed} ({error}); pip install -r extra_requirements.txt") from error
 
 
 def _export_onnx(separator: BinauralSeparator, path: Path, chunk_ms: float) -> int:
@@ -820,8 +831,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.streaming:
             separator.stream  # noqa: B018 (fails early, with the reason, for a non-causal model)
             chunk = separator.chunk_samples(args.chunk_ms)
-            if args.engine == "onnx":
-                separator.use_stream(_onnx_engine(separator, chunk))
+            if args.engine != "torch":
+                separator.use_stream(_cpu_engine(separator, args.engine, chunk))
             window_ms = 1000 * separator.model.kernel_size / separator.sample_rate
             hop_ms = 1000 * separator.model.stride / separator.sample_rate
             print(

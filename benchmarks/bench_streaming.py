@@ -6,12 +6,16 @@ from ``hparams/convtasnet-parallel-causal.yaml`` (causal, cLN) and ``hparams/con
 (non-causal, gLN), with their random initial weights: the speed does not depend on the values.
 Input: ``--seconds`` of white noise at 8 kHz, both ears.
 
-For chunks of 2, 4, 8, 16 and 32 ms, :class:`streaming.StreamingTasNet` (PyTorch) and
+For chunks of 2, 4, 8, 16 and 32 ms, :class:`streaming.StreamingTasNet` (PyTorch),
+:class:`numba_streaming.NumbaStreamingTasNet` (the step compiled by numba) and
 :class:`onnx_streaming.OnnxStreamingTasNet` (the exported step in onnxruntime) are fed the input
-chunk by chunk on ``--threads`` CPU threads (one by default), their passes interleaved; the
-real-time factor is the processing time over the audio duration (median of ``--repeats`` passes,
-wall clock), the latency the algorithmic latency (chunk + encoder window - hop), and both streamed
-outputs are compared with the offline causal model's. Then the whole-file real-time factors of the
+chunk by chunk on ``--threads`` CPU threads (one by default; the numba engine always runs on one),
+their passes interleaved; each gets its chunks as it takes them natively (torch tensors for
+PyTorch, numpy arrays for the other two, as an audio callback hands them over). The real-time
+factor is the processing time over the audio duration (median of ``--repeats`` passes, wall
+clock), the latency the algorithmic latency (chunk + encoder window - hop), and every streamed
+output is compared with the offline causal model's. The numba engine's CPU time over its wall
+time is printed too: 1.0 means it used one core. Then the whole-file real-time factors of the
 causal and the non-causal model on the CPU (same threads, interleaved, medians) and, when there is
 one, of the non-causal model on CUDA. The model's arithmetic, in GMAC per second of audio, is
 counted from its layers (encoders, 1x1 and depthwise convolutions, decoders), so that every RTF
@@ -19,8 +23,9 @@ reads as an achieved GMAC/s.
 
     python benchmarks/bench_streaming.py [--seconds 10] [--repeats 3] [--threads 1]
 
-Last line: ``{"rtf": {"2": r, ...}, "rtf_onnx": {"2": r, ...}, "latency_ms": {"2": l, ...},
-"max_abs_diff_streaming_vs_offline": d, "max_abs_diff_onnx_vs_offline": d, "offline_rtf_causal": r,
+Last line: ``{"rtf": {"2": r, ...}, "rtf_numba": {"2": r, ...}, "rtf_onnx": {"2": r, ...},
+"latency_ms": {"2": l, ...}, "max_abs_diff_streaming_vs_offline": d, "max_abs_diff_numba_vs_offline": d,
+"max_abs_diff_onnx_vs_offline": d, "numba_cpu_per_wall": x, "offline_rtf_causal": r,
 "offline_rtf_noncausal": r, "offline_rtf_noncausal_cuda": r_or_null, "gmac_per_s_audio": g}``.
 """
 from __future__ import annotations
@@ -35,10 +40,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from binaural_tasnet import BinauralTasNet  # noqa: E402
+from numba_streaming import NumbaStreamingTasNet  # noqa: E402
 from onnx_streaming import OnnxStreamingTasNet  # noqa: E402
 from separate import load_hparams  # noqa: E402
 from streaming import StreamingTasNet, algorithmic_latency  # noqa: E402
@@ -71,17 +78,23 @@ def gmac_per_second_of_audio(model: BinauralTasNet, n_streams: int, rate: int) -
     return per_frame * rate / model.stride / 1e9
 
 
-def stream_pass(engine, mix: torch.Tensor, chunk: int) -> tuple[float, float, torch.Tensor]:
-    """Wall-clock seconds of one pass, the slowest chunk's seconds, and the output."""
+def chunk_of(chunk_ms: float, rate: int) -> int:
+    """``chunk_ms`` in samples at ``rate`` Hz."""
+    return round(chunk_ms * rate / 1000)
+
+
+def stream_pass(engine, mix: torch.Tensor | np.ndarray, chunk: int) -> tuple[float, float, float, torch.Tensor]:
+    """Wall-clock seconds of one pass, its CPU seconds, the slowest chunk's seconds, and the output."""
     engine.reset()
     pieces, slowest = [], 0.0
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for i in range(0, mix.shape[0], chunk):
         tick = time.perf_counter()
         pieces.append(engine.process_chunk(mix[i : i + chunk]))
         slowest = max(slowest, time.perf_counter() - tick)
     pieces.append(engine.flush())
-    return time.perf_counter() - start, slowest, torch.cat(pieces)
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return wall, cpu, slowest, torch.cat([torch.as_tensor(piece) for piece in pieces])
 
 
 def offline_pass(model: nn.Module, batch: torch.Tensor) -> float:
@@ -118,29 +131,39 @@ def main() -> None:
     n_params = sum(p.numel() for p in causal.parameters())
     print(f"causal parallel model: {n_params / 1e6:.2f} M parameters, {gmac:.3f} GMAC per second of audio, {rate} Hz, "
           f"window {window} / hop {stride} samples; {duration:g} s of audio; {args.threads} CPU thread(s)")
-    rtf, rtf_onnx, latency = {}, {}, {}
-    max_diff = {"torch": 0.0, "onnx": 0.0}
+    names = ("torch", "numba", "onnx")
+    rtf = {name: {} for name in names}
+    latency = {}
+    max_diff = {name: 0.0 for name in names}
+    numba_engine = NumbaStreamingTasNet(streamer)
+    numba_engine.process_chunk(mix[:chunk_of(CHUNKS_MS[0], rate)].numpy())  # compiles, or loads numba's cache
+    cpu_per_wall = []
+    native = {"torch": mix, "numba": mix.numpy(), "onnx": mix.numpy()}
     for chunk_ms in CHUNKS_MS:
-        chunk = round(chunk_ms * rate / 1000)
-        engines = {"torch": streamer, "onnx": OnnxStreamingTasNet.from_model(causal, rate, chunk, threads=args.threads)}
+        chunk = chunk_of(chunk_ms, rate)
+        engines = {"torch": streamer, "numba": numba_engine,
+                   "onnx": OnnxStreamingTasNet.from_model(causal, rate, chunk, threads=args.threads)}
         seconds = {name: [] for name in engines}
         slowest = {name: 0.0 for name in engines}
         for _ in range(args.repeats):
-            for name, engine in engines.items():  # interleaved: both see the same load
-                elapsed, worst, output = stream_pass(engine, mix, chunk)
+            for name, engine in engines.items():  # interleaved: all see the same load
+                elapsed, cpu, worst, output = stream_pass(engine, native[name], chunk)
                 seconds[name].append(elapsed)
                 slowest[name] = max(slowest[name], worst)
                 max_diff[name] = max(max_diff[name], (output - reference).abs().max().item())
+                if name == "numba":
+                    cpu_per_wall.append(cpu / elapsed)
         median = {name: statistics.median(values) for name, values in seconds.items()}
-        rtf[str(chunk_ms)] = round(median["torch"] / duration, 4)
-        rtf_onnx[str(chunk_ms)] = round(median["onnx"] / duration, 4)
+        for name in names:
+            rtf[name][str(chunk_ms)] = round(median[name] / duration, 4)
         latency[str(chunk_ms)] = 1000 * algorithmic_latency(window, stride, chunk) / rate
         n_chunks = mix.shape[0] / chunk
         print(f"chunk {chunk_ms:>2} ms, latency {latency[str(chunk_ms)]:g} ms: " + "; ".join(
             f"{name} RTF {median[name] / duration:.3f} ({gmac * duration / median[name]:.1f} GMAC/s, "
             f"{1000 * median[name] / n_chunks:.2f} ms per chunk, slowest {1000 * slowest[name]:.2f} ms)"
             for name in engines))
-    print(f"max |streaming - offline causal|: PyTorch {max_diff['torch']:.2e}, ONNX {max_diff['onnx']:.2e}")
+    print(f"max |streaming - offline causal|: PyTorch {max_diff['torch']:.2e}, numba {max_diff['numba']:.2e}, "
+          f"ONNX {max_diff['onnx']:.2e}; numba engine CPU time / wall time {statistics.median(cpu_per_wall):.2f}")
 
     batch = mix.unsqueeze(0)
     models = {"causal": causal, "non-causal": non_causal}
@@ -161,11 +184,14 @@ def main() -> None:
         offline_cuda = round(seconds_cuda / duration, 5)
         print(f"non-causal model, whole file on CUDA ({torch.cuda.get_device_name()}): RTF {offline_cuda}")
     print(json.dumps({
-        "rtf": rtf,
-        "rtf_onnx": rtf_onnx,
+        "rtf": rtf["torch"],
+        "rtf_numba": rtf["numba"],
+        "rtf_onnx": rtf["onnx"],
         "latency_ms": latency,
         "max_abs_diff_streaming_vs_offline": float(f"{max_diff['torch']:.3g}"),
+        "max_abs_diff_numba_vs_offline": float(f"{max_diff['numba']:.3g}"),
         "max_abs_diff_onnx_vs_offline": float(f"{max_diff['onnx']:.3g}"),
+        "numba_cpu_per_wall": round(statistics.median(cpu_per_wall), 3),
         "offline_rtf_causal": round(offline_rtf["causal"], 4),
         "offline_rtf_noncausal": round(offline_rtf["non-causal"], 4),
         "offline_rtf_noncausal_cuda": offline_cuda,
