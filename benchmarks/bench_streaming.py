@@ -26,7 +26,9 @@ reads as an achieved GMAC/s.
 Last line: ``{"rtf": {"2": r, ...}, "rtf_numba": {"2": r, ...}, "rtf_onnx": {"2": r, ...},
 "latency_ms": {"2": l, ...}, "max_abs_diff_streaming_vs_offline": d, "max_abs_diff_numba_vs_offline": d,
 "max_abs_diff_onnx_vs_offline": d, "numba_cpu_per_wall": x, "offline_rtf_causal": r,
-"offline_rtf_noncausal": r, "offline_rtf_noncausal_cuda": r_or_null, "gmac_per_s_audio": g}``.
+"offline_rtf_noncausal": r, "offline_rtf_noncausal_cuda": r_or_null, "rtf_cuda": {"2": r, ...}_or_null,
+"gmac_per_s_audio": g}``; ``rtf_cuda`` is the PyTorch streaming engine on CUDA, each chunk's output
+copied back to the host.
 """
 from __future__ import annotations
 
@@ -95,6 +97,36 @@ def stream_pass(engine, mix: torch.Tensor | np.ndarray, chunk: int) -> tuple[flo
     pieces.append(engine.flush())
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     return wall, cpu, slowest, torch.cat([torch.as_tensor(piece) for piece in pieces])
+
+
+class _ToHost:
+    """A streaming engine on a device whose chunks come back to the host, as a live output needs them (one sync per chunk)."""
+
+    def __init__(self, engine: StreamingTasNet) -> None:
+        self.engine = engine
+
+    def reset(self) -> None:
+        self.engine.reset()
+
+    def process_chunk(self, chunk: torch.Tensor) -> torch.Tensor:
+        return self.engine.process_chunk(chunk).cpu()
+
+    def flush(self) -> torch.Tensor:
+        return self.engine.flush().cpu()
+
+
+def device_streaming(causal: nn.Module, mix: torch.Tensor, rate: int, repeats: int, device: str) -> dict[str, float]:
+    """RTF of the PyTorch streaming engine on ``device`` for each chunk (input from and output to the host)."""
+    engine = _ToHost(StreamingTasNet(causal, device=device))
+    stream_pass(engine, mix, chunk_of(CHUNKS_MS[-1], rate))  # warm-up: kernels loaded, allocator primed
+    duration = mix.shape[0] / rate
+    rtf = {}
+    for chunk_ms in CHUNKS_MS:
+        seconds = statistics.median(stream_pass(engine, mix, chunk_of(chunk_ms, rate))[0] for _ in range(repeats))
+        rtf[str(chunk_ms)] = round(seconds / duration, 4)
+    print(f"PyTorch streaming on {device}: RTF " + " / ".join(f"{value:g}" for value in rtf.values())
+          + f" at {' / '.join(map(str, CHUNKS_MS))} ms chunks")
+    return rtf
 
 
 def offline_pass(model: nn.Module, batch: torch.Tensor) -> float:
@@ -183,6 +215,7 @@ def main() -> None:
         seconds_cuda = statistics.median(offline_pass(cuda_model, cuda_batch) for _ in range(args.repeats))
         offline_cuda = round(seconds_cuda / duration, 5)
         print(f"non-causal model, whole file on CUDA ({torch.cuda.get_device_name()}): RTF {offline_cuda}")
+    rtf_cuda = device_streaming(causal, mix, rate, args.repeats, "cuda") if torch.cuda.is_available() else None
     print(json.dumps({
         "rtf": rtf["torch"],
         "rtf_numba": rtf["numba"],
@@ -195,6 +228,7 @@ def main() -> None:
         "offline_rtf_causal": round(offline_rtf["causal"], 4),
         "offline_rtf_noncausal": round(offline_rtf["non-causal"], 4),
         "offline_rtf_noncausal_cuda": offline_cuda,
+        "rtf_cuda": rtf_cuda,
         "gmac_per_s_audio": round(gmac, 4),
     }))
 
