@@ -504,6 +504,23 @@ def feed_stream(engine, mix, chunk: int):
     return torch.cat(pieces)
 
 
+def stream_with_engines(experiment: list[str], folder: Path, engines: tuple[str, ...], chunk_ms: str,
+                        seed: int) -> dict[str, list[np.ndarray]]:
+    """``separate.py --streaming`` of one 4001-sample 8 kHz mixture with each ``--engine``; each
+    engine's talker estimates (``[time, 2]`` arrays), read back from ``folder/<engine>/``."""
+    from separate import main
+
+    rng = np.random.default_rng(seed)
+    sf.write(folder / "mix.wav", 0.1 * rng.standard_normal((4001, 2)), 8000, subtype="FLOAT")
+    estimates = {}
+    for engine in engines:
+        status = main([*experiment, "--input", str(folder / "mix.wav"), "--output_dir", str(folder / engine),
+                       "--streaming", "--chunk_ms", chunk_ms, "--engine", engine])
+        assert status == 0
+        estimates[engine] = [sf.read(folder / engine / f"mix_s{k}.wav")[0] for k in (1, 2)]
+    return estimates
+
+
 class CodeRunningPayload:
     """A crafted pickle: unpickling it creates ``proof``, the evidence that a load ran code."""
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import TASNET_KERNEL, TASNET_STRIDE, feed_stream, make_experiment, make_tasnet, offline
+from conftest import TASNET_KERNEL, TASNET_STRIDE, feed_stream, make_experiment, make_tasnet, offline, stream_with_engines
 
 import binaural_tasnet as bt
 from numba_streaming import MAX_FRAMES, NumbaStreamingTasNet
@@ -134,15 +134,8 @@ def test_a_chunk_of_the_wrong_shape_is_a_value_error(engine):
 # ---------------------------------------------------------------------------------- separate.py
 def test_cli_streams_with_numba(tmp_path):
     folder, _, _ = make_experiment(tmp_path / "exp", "convtasnet-parallel-causal.yaml", "hyperparams.yaml")
-    rng = np.random.default_rng(3)
-    sf.write(tmp_path / "mix.wav", 0.1 * rng.standard_normal((4001, 2)), RATE, subtype="FLOAT")
-    for engine in ("torch", "numba"):
-        status = main(["--experiment", str(folder), "--input", str(tmp_path / "mix.wav"),
-                       "--output_dir", str(tmp_path / engine), "--streaming", "--chunk_ms", "2", "--engine", engine])
-        assert status == 0
-    for k in (1, 2):
-        a, _ = sf.read(tmp_path / "torch" / f"mix_s{k}.wav")
-        b, _ = sf.read(tmp_path / "numba" / f"mix_s{k}.wav")
+    estimates = stream_with_engines(["--experiment", str(folder)], tmp_path, ("torch", "numba"), "2", seed=3)
+    for a, b in zip(estimates["torch"], estimates["numba"]):
         assert a.shape == b.shape == (4001, 2)
         assert np.abs(a - b).max() <= 1e-4
 

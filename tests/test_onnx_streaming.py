@@ -9,9 +9,17 @@ from pathlib import Path
 import numpy as np
 import onnxruntime
 import pytest
-import soundfile as sf
 import torch
-from conftest import PROJECT_ROOT, TASNET_KERNEL, TASNET_STRIDE, feed_stream, make_experiment, make_tasnet, offline
+from conftest import (
+    PROJECT_ROOT,
+    TASNET_KERNEL,
+    TASNET_STRIDE,
+    feed_stream,
+    make_experiment,
+    make_tasnet,
+    offline,
+    stream_with_engines,
+)
 
 import binaural_tasnet as bt
 from onnx_streaming import FORMAT, OnnxModelError, OnnxStreamingTasNet, export_onnx, onnx_model
@@ -169,15 +177,8 @@ def test_cli_exports_and_streams_with_onnx(causal_checkpoint, tmp_path, capsys):
     assert (config["chunk"], config["sample_rate"]) == (16, RATE)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "model.onnx"]  # nothing else
 
-    rng = np.random.default_rng(2)
-    sf.write(tmp_path / "mix.wav", 0.1 * rng.standard_normal((4001, 2)), RATE, subtype="FLOAT")
-    for engine in ("torch", "onnx"):
-        status = main([*args, "--input", str(tmp_path / "mix.wav"), "--output_dir", str(tmp_path / engine),
-                       "--streaming", "--chunk_ms", "8", "--engine", engine])
-        assert status == 0
-    for k in (1, 2):
-        a, _ = sf.read(tmp_path / "torch" / f"mix_s{k}.wav")
-        b, _ = sf.read(tmp_path / "onnx" / f"mix_s{k}.wav")
+    estimates = stream_with_engines(args, tmp_path, ("torch", "onnx"), "8", seed=2)
+    for a, b in zip(estimates["torch"], estimates["onnx"]):
         assert a.shape == b.shape == (4001, 2)
         assert np.abs(a - b).max() <= 1e-4
 
