@@ -10,7 +10,7 @@ import torch
 from conftest import TASNET_KERNEL, TASNET_STRIDE, feed_stream, make_experiment, make_tasnet, offline, stream_with_engines
 
 import binaural_tasnet as bt
-from numba_streaming import MAX_FRAMES, NumbaStreamingTasNet
+from numba_streaming import HUGE_PAGE, MAX_FRAMES, NumbaStreamingTasNet
 from separate import main
 from streaming import NotStreamableError, StreamingTasNet
 
@@ -124,6 +124,22 @@ def test_softmax_masks_per_channel_slopes_and_biases():
 def test_a_gln_model_is_refused():
     with pytest.raises(NotStreamableError, match="gLN"):
         NumbaStreamingTasNet(make_tasnet(causal=False, norm="gLN"))
+
+
+def _transparent_huge_pages() -> bool:
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as setting:
+            return "[never]" not in setting.read()
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _transparent_huge_pages(), reason="the OS has no transparent huge pages")
+def test_weights_and_pasts_sit_in_huge_pages(engine):
+    """Where the OS offers transparent huge pages the weights and depthwise pasts get them."""
+    engine.reset()
+    engine.process_chunk(np.zeros((64, 2), np.float32))
+    assert engine.huge_page_bytes() >= HUGE_PAGE  # the test model's arena is less than one huge page
 
 
 def test_a_chunk_of_the_wrong_shape_is_a_value_error(engine):
