@@ -401,9 +401,9 @@ class _Arena:
     Every 2 ms chunk reads all the weights (4.3 MB at the published size) and a few rows of the
     pasts (4.4 MB) from L3: in 4 KB pages that is more than 2000 pages a chunk, more than the
     core's TLB holds, so each page costs a page walk; in 2 MB pages it is five (2 ms chunks:
-    RTF 0.102 -> 0.097, 8 ms: 0.040 -> 0.036 on this project's machine). Where the OS has no
-    transparent huge pages (``madvise`` off, or not Linux) the arena is plain memory: same
-    results, a little slower.
+    RTF 0.1002 -> 0.0940, 8 ms: 0.0383 -> 0.0349 on this project's machine, interleaved medians
+    of 5). Where the OS has no transparent huge pages (``never``, or not Linux) the arena is
+    plain memory: same results, a little slower.
 
     Arguments
     ---------
