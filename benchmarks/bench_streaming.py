@@ -15,7 +15,9 @@ PyTorch, numpy arrays for the other two, as an audio callback hands them over). 
 factor is the processing time over the audio duration (median of ``--repeats`` passes, wall
 clock), the latency the algorithmic latency (chunk + encoder window - hop), and every streamed
 output is compared with the offline causal model's. The numba engine's CPU time over its wall
-time is printed too: 1.0 means it used one core. Then the whole-file real-time factors of the
+time is printed too: 1.0 means it used one core; and how much of its weights and depthwise pasts
+sit in huge pages (``numba_huge_page_mb``: about 10 at the published size, 0 where the OS gives
+none, which slows 2 ms chunks by about 6 %). Then the whole-file real-time factors of the
 causal and the non-causal model on the CPU (same threads, interleaved, medians) and, when there is
 one, of the non-causal model on CUDA. The model's arithmetic, in GMAC per second of audio, is
 counted from its layers (encoders, 1x1 and depthwise convolutions, decoders), so that every RTF
@@ -25,7 +27,7 @@ reads as an achieved GMAC/s.
 
 Last line: ``{"rtf": {"2": r, ...}, "rtf_numba": {"2": r, ...}, "rtf_onnx": {"2": r, ...},
 "latency_ms": {"2": l, ...}, "max_abs_diff_streaming_vs_offline": d, "max_abs_diff_numba_vs_offline": d,
-"max_abs_diff_onnx_vs_offline": d, "numba_cpu_per_wall": x, "offline_rtf_causal": r,
+"max_abs_diff_onnx_vs_offline": d, "numba_cpu_per_wall": x, "numba_huge_page_mb": m_or_null, "offline_rtf_causal": r,
 "offline_rtf_noncausal": r, "offline_rtf_noncausal_cuda": r_or_null, "rtf_cuda": {"2": r, ...}_or_null,
 "gmac_per_s_audio": g}``; ``rtf_cuda`` is the PyTorch streaming engine on CUDA, each chunk's output
 copied back to the host.
@@ -196,6 +198,8 @@ def main() -> None:
             for name in engines))
     print(f"max |streaming - offline causal|: PyTorch {max_diff['torch']:.2e}, numba {max_diff['numba']:.2e}, "
           f"ONNX {max_diff['onnx']:.2e}; numba engine CPU time / wall time {statistics.median(cpu_per_wall):.2f}")
+    huge = numba_engine.huge_page_bytes()
+    print(f"numba engine's weights and pasts in huge pages: {'unknown' if huge is None else f'{huge / 2**20:g} MB'}")
 
     batch = mix.unsqueeze(0)
     models = {"causal": causal, "non-causal": non_causal}
@@ -225,6 +229,7 @@ def main() -> None:
         "max_abs_diff_numba_vs_offline": float(f"{max_diff['numba']:.3g}"),
         "max_abs_diff_onnx_vs_offline": float(f"{max_diff['onnx']:.3g}"),
         "numba_cpu_per_wall": round(statistics.median(cpu_per_wall), 3),
+        "numba_huge_page_mb": None if huge is None else huge / 2**20,
         "offline_rtf_causal": round(offline_rtf["causal"], 4),
         "offline_rtf_noncausal": round(offline_rtf["non-causal"], 4),
         "offline_rtf_noncausal_cuda": offline_cuda,
