@@ -65,14 +65,11 @@ MAX_FRAMES = 16
 #: 0.0929 / 0.0352; more than that holds the line-fill buffers that the norms' own loads need.
 PREFETCH_LINES = 2
 
-#: Bytes of a small page, the span of the core's stream prefetcher.
+#: Bytes of a small page: the span of the core's stream prefetcher, and each array's alignment in the arena.
 _PAGE = 4096
 
 #: Bytes of a huge page (x86-64 and arm64 Linux's transparent huge pages), the arena's alignment.
 HUGE_PAGE = 2 << 20
-
-#: Alignment of each array inside the arena (a small page, as the allocator would give).
-_ARRAY_ALIGN = 4096
 
 #: SpeechBrain's ``conv_tasnet.EPS``, inside the square root of its layer norms.
 LN_EPS = np.float32(1e-8)
@@ -394,9 +391,13 @@ def _process(kernel, chunk):  # noqa: ANN001, ANN202 (numba)
     return out
 
 
+def _round_up(nbytes: int, unit: int) -> int:
+    return -(-nbytes // unit) * unit
+
+
 class _Arena:
     """One anonymous memory map, aligned to :data:`HUGE_PAGE` and asked to be backed by huge pages,
-    that the kernel's weights and depthwise pasts are cut from.
+    holding copies of the kernel's weights and depthwise pasts.
 
     Every 2 ms chunk reads all the weights (4.3 MB at the published size) and a few rows of the
     pasts (4.4 MB) from L3: in 4 KB pages that is more than 2000 pages a chunk, more than the
@@ -407,31 +408,27 @@ class _Arena:
 
     Arguments
     ---------
-    nbytes : int
-        Room needed: the sum of :meth:`room` of the arrays to come.
+    parts : tuple of tuples
+        The kernel's argument groups; :attr:`parts` is the same with every numpy array replaced
+        by a C-ordered copy in the arena (each aligned to a small page), other items as they are.
     """
 
-    def __init__(self, nbytes: int) -> None:
-        whole = -(-max(nbytes, 1) // HUGE_PAGE) * HUGE_PAGE  # whole huge pages: a part page gets small ones
+    def __init__(self, parts: tuple[tuple, ...]) -> None:
+        nbytes = sum(_round_up(a.nbytes, _PAGE) for part in parts for a in part if isinstance(a, np.ndarray))
+        whole = _round_up(max(nbytes, 1), HUGE_PAGE)  # whole huge pages: a part page gets small ones
         private = getattr(mmap, "MAP_PRIVATE", 0) | getattr(mmap, "MAP_ANONYMOUS", 0)  # shared maps get no huge pages
         self._map = mmap.mmap(-1, whole + HUGE_PAGE, flags=private) if private else mmap.mmap(-1, whole + HUGE_PAGE)
         if hasattr(mmap, "MADV_HUGEPAGE"):  # before the first touch, so that faults take huge pages
             self._map.madvise(mmap.MADV_HUGEPAGE)
         raw = np.frombuffer(self._map, np.uint8)
-        start = -raw.ctypes.data % HUGE_PAGE
-        self._bytes = raw[start : start + nbytes]
+        self._bytes = raw[-raw.ctypes.data % HUGE_PAGE :][:nbytes]
         self._used = 0
+        self.parts = tuple(tuple(self._copy(a) if isinstance(a, np.ndarray) else a for a in part) for part in parts)
 
-    @staticmethod
-    def room(array: np.ndarray) -> int:
-        """Bytes ``array`` takes in an arena, its alignment included."""
-        return -(-array.nbytes // _ARRAY_ALIGN) * _ARRAY_ALIGN
-
-    def copy(self, array: np.ndarray) -> np.ndarray:
-        """A C-ordered copy of ``array`` in the arena."""
+    def _copy(self, array: np.ndarray) -> np.ndarray:
         out = self._bytes[self._used : self._used + array.nbytes].view(array.dtype).reshape(array.shape)
         out[...] = array
-        self._used += self.room(array)
+        self._used += _round_up(array.nbytes, _PAGE)
         return out
 
     def huge_page_bytes(self) -> int | None:
@@ -448,11 +445,6 @@ class _Arena:
                 found = re.search(r"^AnonHugePages:\s+(\d+) kB", match.group(3), re.MULTILINE)
                 return None if found is None else int(found.group(1)) * 1024
         return None
-
-
-def _in_arena(arena: _Arena, arrays: tuple) -> tuple:
-    """``arrays`` with every numpy array copied into ``arena`` (other items as they are)."""
-    return tuple(arena.copy(a) if isinstance(a, np.ndarray) else a for a in arrays)
 
 
 def _numpy(tensor: torch.Tensor) -> np.ndarray:
@@ -533,10 +525,8 @@ class NumbaStreamingTasNet:
         self.decoder_bias = None if reference.decoder_bias is None else reference.decoder_bias.detach().cpu()
         front, blocks, back, ring_rows, self._scratch = _kernel_arguments(reference)
         ring = np.zeros((2, ring_rows, blocks[0].shape[3]), np.float32)  # [E, rows, H]
-        fixed = (*front, *blocks, *back, ring)
-        self._arena = _Arena(sum(_Arena.room(a) for a in fixed if isinstance(a, np.ndarray)))
-        self._front, self._blocks, self._back = (_in_arena(self._arena, part) for part in (front, blocks, back))
-        self._ring = self._arena.copy(ring)
+        self._arena = _Arena((front, blocks, back, (ring,)))
+        self._front, self._blocks, self._back, (self._ring,) = self._arena.parts
         self.reset()
 
     def huge_page_bytes(self) -> int | None:
