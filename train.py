@@ -11,13 +11,13 @@ Reproduces SpeechBrain's ``recipes/BinauralWSJ0Mix/separation`` (Han, Luo & Mesg
         --data_folder D --wsj_root W --distributed_launch --distributed_backend='nccl'
 
 The YAML file is the whole experiment: the separator (``Model``, one of the classes of
-``binaural_tasnet``), its lobes, the loss, the optimiser, the augmentations and every number.
+``binaural.models``), its lobes, the loss, the optimiser, the augmentations and every number.
 This script never looks at ``experiment_name``; it only runs the stages:
 
 1. data: make sure ``data_folder`` holds the complete dataset the YAML's ``dataset_options``
-   describe (:func:`dataset.ensure_dataset`: its record says which parts are complete; what lacks
+   describe (:func:`binaural.data.generation.ensure_dataset`: its record says which parts are complete; what lacks
    is generated from ``wsj_root``, a folder made with other options is refused), then write the CSV
-   manifests (``prepare_data``), both on the main process only; with
+   manifests (``binaural.data.manifests``), both on the main process only; with
    ``dynamic_mixing: True`` the training mixtures are made on the fly instead (the YAML's
    ``dynamic_mixing_dataset``), validation and test stay the generated ones;
 2. training (:class:`Separation`, a SpeechBrain ``Brain``): negative SNR with permutation-invariant
@@ -31,24 +31,26 @@ in dB (negative SNR, lower is better).
 """
 from __future__ import annotations
 
-import dataclasses
-import functools
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import speechbrain as sb
 import torch
 from speechbrain.utils.distributed import if_main_process, is_distributed_initialized, run_on_main
 from speechbrain.utils.logger import get_logger
 
-from checkpoints import VALID_SNR_KEY, IntactCheckpointer
-from dataset import GenerationOptions, ensure_dataset
-from errors import RecipeError
-from layout import SPLITS, freq_name
+from binaural.data.generation import ensure_dataset
+from binaural.data.layout import SPLITS, freq_name
+from binaural.errors import RecipeError
+from binaural.training.augment import draw_shifts, random_segment, shift_sources, speed_perturb_sources, sum_sources, with_noise
+from binaural.training.checkpoints import VALID_SNR_KEY, IntactCheckpointer
+from binaural.training.hparams import current_yaml
+from binaural.training.data import dataset_options, dynamic_mixing_factory, static_dataset, training_set
+from binaural.training.examples import save_binaural_wav
+from binaural.training.losses import select_training_loss, separation_loss
 
 logger = get_logger(__name__)
 
@@ -107,402 +109,6 @@ def _parse_bool(flag: str, value: str) -> bool:
     if value.lower() not in _BOOL_WORDS:
         raise RecipeError(f"{flag}={value}: expected True or False (or the bare flag {flag})")
     return _BOOL_WORDS[value.lower()]
-
-
-# ==================================================================================================
-# Augmentations: small pure functions on [batch, time, ear, speaker] tensors
-# ==================================================================================================
-
-
-def speed_perturb_sources(
-    sources: torch.Tensor, perturb: Callable[[torch.Tensor], torch.Tensor]
-) -> torch.Tensor:
-    """Speed-perturb each talker, with ONE factor for both ears of that talker.
-
-    ``perturb`` maps ``[batch, time, ear] -> [batch, time', ear]`` with a single (random) speed per
-    call, as ``speechbrain.augment.time_domain.SpeedPerturb`` does; it is called once per talker
-    on both ears together, so the resampling of the two ears is the same linear operation and
-    the interaural level and time differences survive (the ITD scales with the speed like every
-    other duration). Talkers get independent factors, as in the published recipe.
-
-    Arguments
-    ---------
-    sources : torch.Tensor
-        ``[batch, time, ear, speaker]``.
-    perturb : callable
-        ``[batch, time, ear] -> [batch, time', ear]``.
-
-    Returns
-    -------
-    torch.Tensor
-        ``[batch, time'', ear, speaker]``, cut to the shortest perturbed talker.
-    """
-    perturbed = [perturb(sources[..., k]) for k in range(sources.shape[-1])]  # S x [batch, time_k, ear]
-    length = min(p.shape[1] for p in perturbed)
-    return torch.stack([p[:, :length] for p in perturbed], dim=-1)  # [batch, time'', ear, speaker]
-
-
-def draw_shifts(
-    n_spks: int,
-    min_shift: int,
-    max_shift: int,
-    independent: bool,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """Random circular shifts in samples, uniform in ``[min_shift, max_shift)``.
-
-    Returns ``[speaker]`` (int64): one value repeated for every talker when ``independent`` is
-    False (the whole scene moves), a value per talker when True (the published recipe: talkers
-    move relative to each other). Both ears of a talker always share its shift.
-    """
-    if max_shift <= min_shift:
-        raise RecipeError(f"the random shift needs min_shift < max_shift, got {min_shift} and {max_shift}")
-    n_draws = n_spks if independent else 1
-    shifts = torch.randint(min_shift, max_shift, (n_draws,), generator=generator)  # [n_draws]
-    return shifts.expand(n_spks).clone()  # [speaker]
-
-
-def shift_sources(sources: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
-    """Roll talker ``k`` by ``shifts[k]`` samples along time, both ears alike (ITD kept).
-
-    Arguments
-    ---------
-    sources : torch.Tensor
-        ``[batch, time, ear, speaker]``.
-    shifts : torch.Tensor
-        ``[speaker]`` integer shifts in samples (positive: later).
-
-    Returns
-    -------
-    torch.Tensor
-        ``[batch, time, ear, speaker]``.
-    """
-    if shifts.shape != (sources.shape[-1],):
-        raise ValueError(f"need one shift per talker ({sources.shape[-1]}), got shape {tuple(shifts.shape)}")
-    rolled = [torch.roll(sources[..., k], shifts=int(shifts[k]), dims=1) for k in range(sources.shape[-1])]
-    return torch.stack(rolled, dim=-1)  # [batch, time, ear, speaker]
-
-
-def sum_sources(sources: torch.Tensor) -> torch.Tensor:
-    """The mixture of perturbed talkers: ``[batch, time, ear, speaker] -> [batch, time, ear]``.
-
-    After speed perturbation or shifting, the stored mixture no longer matches the targets; the
-    sum of the perturbed binaural talkers is the mixture they make.
-    """
-    return sources.sum(dim=-1)
-
-
-def with_noise(targets: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
-    """The signals an augmentation must move together: the talkers, and the noise as one more.
-
-    ``[batch, time, ear, speaker]`` and ``[batch, time, ear]`` -> ``[batch, time, ear, speaker + 1]``
-    (the noise last); ``targets`` itself without noise. The noisy mixture is talkers + noise: when
-    the talkers are speed-perturbed or shifted, the mixture is rebuilt from them, and the noise
-    goes through the same steps (its own speed factor, the scene's shift) so it is added back,
-    cut to the same length, instead of being silently dropped.
-    """
-    if noise is None:
-        return targets
-    if noise.shape != targets.shape[:3]:
-        raise RecipeError(
-            f"noise_sig has shape {tuple(noise.shape)} but the talkers {tuple(targets.shape[:3])} (batch, time, ear): "
-            "the noise file of a noisy mixture must be as long as its sources; regenerate the data"
-        )
-    return torch.cat([targets, noise.unsqueeze(-1)], dim=-1)
-
-
-def random_segment(
-    mix: torch.Tensor, sources: torch.Tensor, length: int, start: int | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The same ``length``-sample window of the mixture and of every talker and ear.
-
-    Arguments
-    ---------
-    mix : torch.Tensor
-        ``[batch, time, ear]``.
-    sources : torch.Tensor
-        ``[batch, time, ear, speaker]``.
-    length : int
-        Window length in samples (signals shorter than that are returned whole).
-    start : int, optional
-        First sample; drawn uniformly when not given.
-
-    Returns
-    -------
-    tuple of torch.Tensor
-        ``[batch, time', ear]`` and ``[batch, time', ear, speaker]``, ``time' = min(time, length)``.
-    """
-    if length <= 0:
-        raise RecipeError(f"training_signal_len must be a positive number of samples, got {length}")
-    if start is None:
-        start = int(torch.randint(0, 1 + max(0, mix.shape[1] - length), (1,)))
-    return mix[:, start : start + length], sources[:, start : start + length]
-
-
-def select_training_loss(
-    losses: torch.Tensor, threshold: float | None, upper_limit: float
-) -> tuple[torch.Tensor | None, str]:
-    """The loss to back-propagate from per-example losses, or ``None`` to learn nothing.
-
-    Examples already better than ``threshold`` (negative SNR in dB, e.g. -30 = 30 dB SNR) are
-    dropped, so training time goes to the hard ones (the published ``threshold_byloss``).
-
-    Arguments
-    ---------
-    losses : torch.Tensor
-        ``[batch]`` negative SNR in dB.
-    threshold : float or None
-        Keep only ``losses > threshold``; ``None`` keeps all.
-    upper_limit : float
-        Losses at or above it (and non-finite ones) reject the batch (``loss_upper_lim``).
-
-    Returns
-    -------
-    (loss, verdict)
-        ``(mean of the kept losses, "ok")``, ``(None, "nonfinite")`` when the batch's loss is
-        NaN/inf or not below ``upper_limit``, ``(None, "below_threshold")`` when every example
-        is already better than the threshold.
-    """
-    if not bool(torch.isfinite(losses).all()):
-        return None, "nonfinite"
-    kept = losses if threshold is None else losses[losses > threshold]
-    if kept.numel() == 0:
-        return None, "below_threshold"
-    loss = kept.mean()
-    if not loss < upper_limit:
-        return None, "nonfinite"
-    return loss, "ok"
-
-
-# ==================================================================================================
-# Loss and saved audio
-# ==================================================================================================
-
-
-def separation_loss(
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    estimates: torch.Tensor,
-    targets: torch.Tensor,
-) -> torch.Tensor:
-    """Per-example permutation-invariant loss, computed in fp32 whatever the autocast state.
-
-    ``loss_fn`` is the YAML's ``loss`` (``speechbrain.nnet.losses.get_snr_with_pitwrapper``:
-    negative SNR of each ear, averaged over ears and talkers, under the best talker permutation;
-    not SI-SNR, whose scale invariance lets each ear's gain drift and breaks the ILD). The SNR is
-    a ratio of sums over the whole utterance and a log: in bf16 it would lose its decimals, so the
-    loss always runs with autocast off.
-
-    Arguments
-    ---------
-    estimates, targets : torch.Tensor
-        ``[batch, time, ear, speaker]``.
-
-    Returns
-    -------
-    torch.Tensor
-        ``[batch]`` negative SNR in dB.
-    """
-    with torch.autocast(device_type=estimates.device.type, enabled=False):
-        return loss_fn(targets.float(), estimates.float())
-
-
-def peak_normalize(signal: np.ndarray, peak: float = 1.0) -> tuple[np.ndarray, float]:
-    """Scale a binaural signal so its largest sample is ``peak``, with ONE factor for both ears.
-
-    The published recipe divides each ear by its own peak, which erases the interaural level
-    difference of every saved file; one common factor keeps it. A silent signal is returned as is.
-
-    Arguments
-    ---------
-    signal : np.ndarray
-        ``[time, ear]``.
-    peak : float
-        Target peak magnitude (full scale = 1.0).
-
-    Returns
-    -------
-    (scaled, factor)
-        ``[time, ear]`` float64 and the factor applied.
-    """
-    signal = np.asarray(signal, dtype=np.float64)
-    largest = float(np.max(np.abs(signal))) if signal.size else 0.0
-    factor = peak / largest if largest > 0 else 1.0
-    return signal * factor, factor
-
-
-def to_pcm16(signal: np.ndarray) -> np.ndarray:
-    """``[time, ear]`` in [-1, 1] -> int16 by rounding ``x * 32767``: full scale never clips."""
-    signal = np.asarray(signal, dtype=np.float64)
-    if signal.size and float(np.max(np.abs(signal))) > 1.0:
-        raise ValueError("to_pcm16 needs samples within [-1, 1]; peak_normalize the signal first")
-    return np.round(signal * 32767.0).astype(np.int16)
-
-
-def save_binaural_wav(path: Path, signal: np.ndarray | torch.Tensor, sample_rate: int) -> None:
-    """Write ``[time, ear]`` as a 16-bit stereo wav, peak-normalised with one factor for both ears."""
-    from audio_io import write_atomic
-
-    if isinstance(signal, torch.Tensor):
-        signal = signal.detach().float().cpu().numpy()
-    scaled, _ = peak_normalize(signal)
-    write_atomic(Path(path), to_pcm16(scaled), sample_rate, subtype="PCM_16")
-
-
-# ==================================================================================================
-# Data: generation, manifests, datasets
-# ==================================================================================================
-
-
-def dataset_options(hparams: dict, splits: Sequence[str]) -> GenerationOptions:
-    """The YAML's ``dataset_options`` (:class:`dataset.GenerationOptions`) for the ``splits`` this run needs.
-
-    Raises
-    ------
-    RecipeError
-        The hparams file declares no ``dataset_options`` (one written before the dataset record),
-        or its rates and length modes do not hold ``sample_rate`` and ``length_mode``.
-    """
-    options = hparams.get("dataset_options")
-    if not isinstance(options, GenerationOptions):
-        raise RecipeError(
-            "the hparams file has no `dataset_options: !new:dataset.GenerationOptions` (with `data_variant: "
-            "!new:data_variants.CleanVariant` or another variant): add them as hparams/convtasnet-parallel.yaml has them"
-        )
-    freq = freq_name(hparams["sample_rate"])
-    if freq not in options.freqs:
-        raise RecipeError(f"sample_rate {hparams['sample_rate']} needs '{freq}' in data_freqs (got {list(options.freqs)})")
-    if hparams["length_mode"] not in options.modes:
-        raise RecipeError(f"length_mode {hparams['length_mode']} must be one of data_modes {list(options.modes)}")
-    if options.n_spks != hparams["num_spks"]:
-        raise RecipeError(f"dataset_options has n_spks={options.n_spks} but num_spks is {hparams['num_spks']}")
-    return dataclasses.replace(options, splits=tuple(splits), progress=sys.stderr.isatty())
-
-
-def read_binaural(path: str, sample_rate: int) -> torch.Tensor:
-    """Read a stereo wav as float32 ``[time, ear]`` in [-1, 1], checking its rate, channels and length.
-
-    ``audio_io`` refuses a file whose header announces more samples than it holds (a truncated
-    copy would otherwise train as a shorter utterance).
-    """
-    from audio_io import read_float
-
-    if not os.path.isfile(path):
-        raise RecipeError(f"{path}: file not found; regenerate the data or rerun without skip_prep")
-    audio, rate = read_float(Path(path), dtype="float32")  # [time, ear]; one header check, in the loader
-    if rate != sample_rate:
-        raise RecipeError(
-            f"{path}: {rate} Hz but sample_rate is {sample_rate}; set --sample_rate {rate} or "
-            f"use the wav{freq_name(sample_rate)} data"
-        )
-    if audio.shape[1] != 2:
-        raise RecipeError(
-            f"{path}: {audio.shape[1]} channel(s), expected 2 (left, right); "
-            "the binaural recipe needs the stereo Binaural WSJ0-mix files"
-        )
-    return torch.from_numpy(audio)
-
-
-def signal_keys(n_spks: int) -> list[str]:
-    """Dataset item keys of the signals: ``["mix_sig", "s1_sig", ..., "s{n}_sig"]``."""
-    return ["mix_sig"] + [f"s{k}_sig" for k in range(1, n_spks + 1)]
-
-
-def static_dataset(
-    csv_path: str | Path, n_spks: int, sample_rate: int, data_folder: str | Path
-) -> sb.dataio.dataset.DynamicItemDataset:
-    """A SpeechBrain dataset of one manifest, yielding ``{"id", "mix_sig", "s1_sig", ...[, "noise_sig"]}``.
-
-    Each ``*_sig`` is float32 ``[time, ear]``: the same items as the dynamic-mixing dataset, so the
-    training step does not know which one it gets. A manifest with a ``noise_wav`` column (the
-    noisy variant) gives ``noise_sig`` too: the training augmentations add it back to the talkers
-    they perturb. ``$data_root`` in the CSV (the published manifests' placeholder) is replaced by
-    ``data_folder``.
-    """
-    csv_path = Path(csv_path)
-    if not csv_path.is_file():
-        raise RecipeError(f"{csv_path}: manifest not found; run without skip_prep to write it")
-    with open(csv_path, encoding="utf-8") as handle:
-        header = handle.readline().strip().split(",")
-    needed = ["ID", "mix_wav"] + [f"s{k}_wav" for k in range(1, n_spks + 1)]
-    absent = [column for column in needed if column not in header]
-    if absent:
-        raise RecipeError(
-            f"{csv_path}: no column {', '.join(absent)} (num_spks is {n_spks}); regenerate the "
-            "manifest for this talker count (run without skip_prep)"
-        )
-    dataset = sb.dataio.dataset.DynamicItemDataset.from_csv(
-        csv_path=str(csv_path), replacements={"data_root": str(data_folder)}
-    )
-    reader = functools.partial(read_binaural, sample_rate=sample_rate)
-    keys = signal_keys(n_spks) + (["noise_sig"] if "noise_wav" in header else [])
-    for key in keys:
-        name = key[: -len("_sig")]
-        dataset.add_dynamic_item(reader, takes=f"{name}_wav", provides=key)
-    dataset.set_output_keys(["id"] + keys)
-    return dataset
-
-
-def dynamic_mixing_factory(hparams: dict) -> Callable[[], torch.utils.data.Dataset]:
-    """The YAML's ``dynamic_mixing_dataset`` factory, after checking that it can work.
-
-    The dynamic-mixing dataset plugs in through the YAML: ``dynamic_mixing_dataset`` is a
-    ``!name:`` factory, called with no argument (its arguments bound in the YAML), returning a
-    torch Dataset of the same items as :func:`static_dataset`, optionally with ``set_epoch(epoch)``
-    (called at the start of every training epoch) and sharding itself across DDP ranks.
-    """
-    base = Path(hparams["base_folder_dm"])
-    if not base.is_dir():
-        raise RecipeError(
-            f"dynamic_mixing: True draws utterances from base_folder_dm={base}, which is not a folder; "
-            "set --base_folder_dm (default <wsj_root>/wsj0/si_tr_s/)"
-        )
-    factory = hparams.get("dynamic_mixing_dataset")
-    if factory is None:
-        raise RecipeError(
-            "dynamic_mixing: True needs dynamic_mixing_dataset in the hparams file, e.g. "
-            "`dynamic_mixing_dataset: !name:dynamic_mixing.DynamicMixingDataset` with its arguments "
-            "(the dataset to train on); set it, or set dynamic_mixing: False"
-        )
-    return factory
-
-
-def training_set(
-    hparams: dict, static_train: torch.utils.data.Dataset, options: GenerationOptions
-) -> torch.utils.data.Dataset:
-    """The training data: the static manifest's dataset, or the dynamic-mixing one when asked for.
-
-    The dynamic-mixing dataset is the YAML's factory, with what the data set adds to it: with own
-    metadata its listeners are the training heads of the own split (``listener_split="own"``; the
-    official CIPIC split would let own-mode validation/test heads into training), and the data
-    variant's own options (:meth:`data_variants.DataVariant.dynamic_mixing_options`, e.g. diotic
-    noise when the generated noise is). Start-up errors name the file and the fix.
-    """
-    if not hparams["dynamic_mixing"]:
-        return static_train
-    factory = dynamic_mixing_factory(hparams)
-    variant = options.variant
-    arguments = {"listener_split": "own"} if options.own_metadata else {}
-    arguments |= variant.dynamic_mixing_options()
-    if variant.uses_hrtf and options.hrtf_dir is not None and str(options.hrtf_dir) != str(hparams["hrtf_dm"]):
-        logger.warning(
-            f"dynamic mixing places the talkers with hrtf_dm={hparams['hrtf_dm']}, but the data was generated with "
-            f"hrtf_dir={options.hrtf_dir}: set --hrtf_dm to the same HRTF set to train on the heads you test on"
-        )
-    noise_folder = getattr(factory, "keywords", {}).get("noise_folder")
-    if noise_folder is not None and not Path(noise_folder).is_dir():
-        raise RecipeError(
-            f"noise_folder_dm={noise_folder}: no such folder. Dynamic mixing adds the DEMAND noise of "
-            "the training environments (noise_files_dm) from there: set --noise_folder_dm to your DEMAND copy "
-            "(the --noise_root the data was generated with)"
-        )
-    try:
-        dataset = factory(**arguments)
-    except RecipeError as error:
-        raise RecipeError(f"dynamic mixing: {error}") from error
-    variant.check_dynamic_mixing(dataset)
-    placer = getattr(dataset, "placer", None)
-    logger.info(f"dynamic mixing: training on {dataset!r}" + (f", talkers placed by {placer!r}" if placer else ""))
-    return dataset
 
 
 # ==================================================================================================
@@ -700,7 +306,7 @@ class Separation(sb.Brain):
 
     def score_test_batch(self, batch, predictions) -> None:
         """``metrics.evaluate_utterance`` for each utterance of the batch (unpadded), saving audio."""
-        from metrics import best_permutation, evaluate_utterance
+        from binaural.evaluation.metrics import best_permutation, evaluate_utterance
 
         estimates, targets, mix = predictions
         lengths = batch.mix_sig.lengths
@@ -733,7 +339,7 @@ class Separation(sb.Brain):
             save_binaural_wav(folder / f"item{utt_id}_source{k + 1}hat.wav", estimates[..., k], rate)
 
     def on_evaluate_start(self, max_key=None, min_key=None):
-        """Load the best intact checkpoint (``checkpoints.IntactCheckpointer.find_best_checkpoint``:
+        """Load the best intact checkpoint (``binaural.training.checkpoints.IntactCheckpointer.find_best_checkpoint``:
         ours by ``valid_snr``, a published SpeechBrain experiment by its negative ``snr``); refuse
         to evaluate an untrained model or one whose every checkpoint is damaged."""
         checkpoint, reason = self.checkpointer.find_best_checkpoint(min_key=min_key, max_key=max_key)
@@ -781,7 +387,7 @@ class Separation(sb.Brain):
         """``test_results.csv`` (one row per utterance and ``avg``) and the averages in the logs."""
         average = None
         if if_main_process():
-            from metrics import write_results_csv
+            from binaural.evaluation.metrics import write_results_csv
 
             path = Path(self.hparams.output_folder) / "test_results.csv"
             average = write_results_csv(self.test_rows, path)
@@ -796,7 +402,7 @@ class Separation(sb.Brain):
             # report.md, its figures and the listening page report.html; a failure there is logged and
             # never loses test_results.csv.
             try:
-                from report import PAGE_NAME, write_report
+                from binaural.evaluation.report import PAGE_NAME, write_report
 
                 report = write_report(self.hparams.output_folder)
                 logger.info(f"report: {report}; listening page: {report.with_name(PAGE_NAME)}")
@@ -818,7 +424,7 @@ def no_checkpoint_message(checkpointer: IntactCheckpointer) -> str:
 
 
 def checked_checkpointer(hparams: dict, hparams_file: str) -> IntactCheckpointer:
-    """The hparams file's ``checkpointer``, which must be a ``checkpoints.IntactCheckpointer``."""
+    """The hparams file's ``checkpointer``, which must be a ``binaural.training.checkpoints.IntactCheckpointer``."""
     checkpointer = hparams["checkpointer"]
     if not isinstance(checkpointer, IntactCheckpointer):
         raise RecipeError(
@@ -856,7 +462,7 @@ def run(hparams_file: str, hparams: dict, run_opts, overrides: str) -> None:
         dynamic_mixing_factory(hparams)  # fail before generating anything if it cannot work
 
     if not hparams["skip_prep"]:
-        from prepare_data import prepare_binaural_wsj0mix
+        from binaural.data.manifests import prepare_binaural_wsj0mix
 
         # The YAML may declare how to make the talkers' corpus in wsj_root first (make_corpus, a
         # !name: hook with its arguments bound, e.g. hparams/demo.yaml's synthetic corpus); the hook
@@ -932,7 +538,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     with open(hparams_file, encoding="utf-8") as fin:
-        hparams = load_hyperpyyaml(fin, overrides)
+        hparams = load_hyperpyyaml(current_yaml(fin.read()), overrides)
 
     # Multi-process (DDP) set-up from the launcher's environment (RANK, LOCAL_RANK, WORLD_SIZE).
     sb.utils.distributed.ddp_init_group(run_opts)
@@ -962,7 +568,7 @@ def error_line(error: RecipeError) -> str:
 
     An error raised in a DataLoader worker comes back re-raised by torch with the worker's
     traceback in its message ("Caught AudioFileError in DataLoader worker process 0. Original
-    Traceback ...: audio_io.AudioFileError: <the message>"); its last line is the message.
+    Traceback ...: binaural.io.audio.AudioFileError: <the message>"); its last line is the message.
     """
     text = str(error).strip()
     if "Original Traceback" not in text:

@@ -35,9 +35,9 @@ import torch  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from binaural_tasnet import ParallelTasNet  # noqa: E402
+from binaural.models.tasnet import ParallelTasNet  # noqa: E402
 from conftest import SHARED_DATA, make_tiny_wsj_root  # noqa: E402
-from dynamic_mixing import DynamicMixingDataset  # noqa: E402
+from binaural.data.dynamic_mixing import DynamicMixingDataset  # noqa: E402
 
 SAMPLE_RATE = 8000
 SECONDS = 4

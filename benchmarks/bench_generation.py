@@ -30,9 +30,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from create_binaural_wsj0mix import create_binaural_wsj0mix, default_workers  # noqa: E402
-from dataset import GenerationOptions  # noqa: E402
-from synthetic_speech import make_synthetic_wsj0  # noqa: E402
+from binaural.data.generation import create_binaural_wsj0mix
+
+from binaural.data.generation import default_workers  # noqa: E402
+from binaural.data.record import GenerationOptions  # noqa: E402
+from binaural.data.synthetic_speech import make_synthetic_wsj0  # noqa: E402
 
 SHARED_DATA = ROOT.parent / "shared" / "data"
 

@@ -48,11 +48,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from binaural_tasnet import BinauralTasNet  # noqa: E402
-from numba_streaming import NumbaStreamingTasNet  # noqa: E402
-from onnx_streaming import OnnxStreamingTasNet  # noqa: E402
-from separate import load_hparams  # noqa: E402
-from streaming import StreamingTasNet, algorithmic_latency  # noqa: E402
+from binaural.models.tasnet import BinauralTasNet  # noqa: E402
+from binaural.realtime.numba_engine import NumbaStreamingTasNet  # noqa: E402
+from binaural.realtime.onnx_engine import OnnxStreamingTasNet  # noqa: E402
+from binaural.separation.separator import load_hparams  # noqa: E402
+from binaural.realtime.streaming import StreamingTasNet, algorithmic_latency  # noqa: E402
 
 CHUNKS_MS = (2, 4, 8, 16, 32)
 

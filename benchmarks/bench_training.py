@@ -13,7 +13,7 @@ data loading are not timed.
                                         [--reference]
 
 ``--reference`` also times the published recipe's step: its ``compute_forward`` (parallel branch,
-as ``tests/test_models.py`` keeps it verbatim) on SpeechBrain's own lobes (``dual_path.Encoder``,
+as ``tests/reference/published_recipe.py`` keeps it verbatim) on SpeechBrain's own lobes (``dual_path.Encoder``,
 ``conv_tasnet.MaskNet``, ``dual_path.Decoder``, built from the YAML's sizes and loaded with our
 model's state_dict, so the weights are the same), with the same loss, clipping and optimiser.
 Our steps and the reference's alternate, so both see the same load.
@@ -38,11 +38,10 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the package; tests/reference: the published forward
 
-import train
-
-from published_recipe import published_forward  # noqa: E402  (the recipe's compute_forward, verbatim)
+from binaural.training.losses import separation_loss  # noqa: E402
+from reference.published_recipe import published_forward  # noqa: E402  (the recipe's compute_forward, verbatim)
 
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -93,7 +92,7 @@ def train_step(model, optimizer, loss_fn, mix, targets, dtype, clip_norm: float,
     """One training step; returns the loss (negative SNR, dB)."""
     with torch.autocast(device_type=mix.device.type, dtype=dtype, enabled=dtype is not None):
         estimates = model(mix)  # [batch, time, ear, speaker]
-    loss = train.separation_loss(loss_fn, estimates, targets).mean()
+    loss = separation_loss(loss_fn, estimates, targets).mean()
     scaler.scale(loss).backward()
     scaler.unscale_(optimizer)
     torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)

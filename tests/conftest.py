@@ -114,7 +114,7 @@ def demand(noise_dir, official_metadata_dir, tmp_path_factory) -> Path:
 
 def official_subset(official_metadata_dir: Path, dest: Path, n_spks: int, split: str, rows: int) -> Path:
     """The first ``rows`` official mixtures of a split, in the official formats."""
-    from metadata import metadata_paths
+    from binaural.data.metadata import metadata_paths
 
     src = metadata_paths(official_metadata_dir, n_spks, split)
     dst = metadata_paths(dest, n_spks, split)
@@ -133,7 +133,7 @@ def official_subset(official_metadata_dir: Path, dest: Path, n_spks: int, split:
 
 def wsj_tree_for(metadata_dir: Path, speech_dir: Path, dest: Path, n_spks: int, split: str) -> Path:
     """Put real 16 kHz speech at every path the metadata names."""
-    from metadata import metadata_paths
+    from binaural.data.metadata import metadata_paths
 
     voices = sorted(speech_dir.glob("spk*_snt*.wav"))
     with open(metadata_paths(metadata_dir, n_spks, split)["filenames"]) as handle:
@@ -201,7 +201,7 @@ def make_results_folder(
     import torch
 
     import train
-    from metrics import evaluate_utterance, write_results_csv
+    from binaural.evaluation.metrics import evaluate_utterance, write_results_csv
 
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
@@ -360,9 +360,9 @@ OWN_DATA = [
 
 def generate_dataset(wsj_root: Path, data_folder: Path, n_spks: int) -> Path:
     """A tiny Binaural WSJ0-{n}mix (own metadata, spherical head) in ``data_folder``."""
-    from create_binaural_wsj0mix import create_binaural_wsj0mix
+    from binaural.data.generation import create_binaural_wsj0mix
 
-    from dataset import GenerationOptions
+    from binaural.data.record import GenerationOptions
 
     create_binaural_wsj0mix(wsj_root, data_folder, GenerationOptions(
         freqs=["8k"], modes=["min"], n_spks=n_spks, own_metadata=True, hrtf_dir="spherical",
@@ -401,7 +401,7 @@ def train_log_epochs(output_folder: Path) -> list[tuple[int, float]]:
 
 def check_test_results(output_folder: Path, n_utterances: int) -> list[dict]:
     """test_results.csv: one finite row per test utterance, an ``avg`` row, all metrics."""
-    from metrics import METRIC_NAMES
+    from binaural.evaluation.metrics import METRIC_NAMES
 
     with open(output_folder / "test_results.csv", newline="") as handle:
         reader = csv.DictReader(handle)
@@ -461,8 +461,7 @@ def make_tasnet(variant=None, *, n_filters: int = 16, bottleneck: int = 8, hidde
     from speechbrain.lobes.models.conv_tasnet import MaskNet
     from speechbrain.lobes.models.dual_path import Decoder, Encoder
 
-    import binaural_tasnet as bt
-
+    from binaural.models import tasnet as bt
     variant = variant or bt.ParallelTasNet
     torch.manual_seed(seed)
     n_in = 2 * n_filters if variant is bt.ParallelTasNet else n_filters

@@ -1,0 +1,2 @@
+"""Evaluation: the metrics of binaural separation (:mod:`.metrics`) and the report with its
+figures and listening page (:mod:`.report`)."""
