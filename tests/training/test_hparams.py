@@ -12,21 +12,21 @@ from conftest import PROJECT_ROOT
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.run_opts import RunOptions
 
-from binaural import models
+from binaural.models import tasnet
 from binaural.data import variants as data_variants
 from binaural.errors import RecipeError
 
 HPARAMS_DIR = PROJECT_ROOT / "hparams"
 #: The published variants (other files may add, e.g., a causal one; every check below runs on all).
 REQUIRED = {
-    "convtasnet-independent": (models.IndependentTasNet, 2),
-    "convtasnet-cross": (models.CrossChannelTasNet, 2),
-    "convtasnet-parallel": (models.ParallelTasNet, 2),
-    "convtasnet-parallel-noise": (models.ParallelTasNet, 2),
-    "convtasnet-parallel-reverb": (models.ParallelTasNet, 2),
-    "convtasnet-independent-3spk": (models.IndependentTasNet, 3),
-    "convtasnet-cross-3spk": (models.CrossChannelTasNet, 3),
-    "convtasnet-parallel-3spk": (models.ParallelTasNet, 3),
+    "convtasnet-independent": (tasnet.IndependentTasNet, 2),
+    "convtasnet-cross": (tasnet.CrossChannelTasNet, 2),
+    "convtasnet-parallel": (tasnet.ParallelTasNet, 2),
+    "convtasnet-parallel-noise": (tasnet.ParallelTasNet, 2),
+    "convtasnet-parallel-reverb": (tasnet.ParallelTasNet, 2),
+    "convtasnet-independent-3spk": (tasnet.IndependentTasNet, 3),
+    "convtasnet-cross-3spk": (tasnet.CrossChannelTasNet, 3),
+    "convtasnet-parallel-3spk": (tasnet.ParallelTasNet, 3),
 }
 ALL_FILES = sorted(p.stem for p in HPARAMS_DIR.glob("*.yaml"))
 TINY = {"N_encoder_out": 16, "B": 8, "H": 16, "X": 2, "R": 1}
@@ -80,7 +80,7 @@ def test_published_variant_files(name, tmp_path):
 def test_loads_and_separates(name, tmp_path):
     hparams = load(name, tmp_path, **TINY)
     model, n_spks = hparams["Model"], hparams["num_spks"]
-    assert isinstance(model, models.BinauralTasNet) and n_spks in (2, 3)
+    assert isinstance(model, tasnet.BinauralTasNet) and n_spks in (2, 3)
     assert hparams["modules"]["model"] is model
     estimates = model(torch.randn(1, 800, 2))
     assert estimates.shape == (1, 800, 2, n_spks)
@@ -94,7 +94,7 @@ def test_checkpointer_holds_every_weight(name, tmp_path):
     saved = {id(p) for obj in recoverables.values() if isinstance(obj, torch.nn.Module) for p in obj.parameters()}
     model_params = {id(p) for p in hparams["Model"].parameters()}
     assert model_params <= saved, "some learned weights of Model are not checkpointed"
-    for name_ in models.PUBLISHED_NAMES:  # the published recoverable names, same objects
+    for name_ in tasnet.PUBLISHED_NAMES:  # the published recoverable names, same objects
         assert recoverables[name_] is getattr(hparams["Model"], name_)
     assert recoverables["counter"] is hparams["epoch_counter"]
     assert recoverables["lr_scheduler"] is hparams["lr_scheduler"]
