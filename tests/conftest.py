@@ -112,6 +112,57 @@ def demand(noise_dir, official_metadata_dir, tmp_path_factory) -> Path:
     return demand_tree(noise_dir, official_metadata_dir / "file_splits.csv", tmp_path_factory.mktemp("demand"))
 
 
+@pytest.fixture(scope="session")
+def librimix_metadata_dir() -> Path:
+    """The public LibriMix metadata (its MIT licence beside it)."""
+    return _shared("librimix_metadata")
+
+
+#: LibriMix's CSV of each split folder (the generator's own mapping is what the tests check).
+LIBRIMIX_CSV_SUBSETS = {"train-100": "train-clean-100", "dev": "dev-clean", "test": "test-clean"}
+
+
+def librimix_tree(metadata: Path, speech: Path, noise: Path, dest: Path, n_spks: int, rows: int,
+                  short_noise: bool = True) -> tuple[Path, Path, Path]:
+    """A tiny Binaural LibriMix input: ``(metadata_dir, librispeech_root, wham_root)`` under ``dest``.
+
+    The first ``rows`` rows of each split's real LibriMix CSV; every LibriSpeech file they name
+    written as FLAC (the 12 real utterances, in turn) at its LibriSpeech path; every WHAM! file
+    they name written as a two-channel 16 kHz float wav of two different real noise recordings
+    (the first one 0.75 s long when ``short_noise``, so LibriMix's noise extension runs).
+    """
+    metadata_dir, librispeech, wham = dest / "metadata", dest / "LibriSpeech", dest / "wham_noise"
+    folder = metadata_dir / f"Libri{n_spks}Mix"
+    folder.mkdir(parents=True, exist_ok=True)
+    utterances = sorted(speech.glob("spk*_snt*.wav"))
+    noises = sorted(noise.glob("noise*.wav"))
+    written = 0
+    for subset in LIBRIMIX_CSV_SUBSETS.values():
+        name = f"libri{n_spks}mix_{subset}.csv"
+        with open(metadata / folder.name / name, newline="") as handle:
+            table = list(csv.DictReader(handle))[:rows]
+        with open(folder / name, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(table[0]))
+            writer.writeheader()
+            writer.writerows(table)
+        for number, row in enumerate(table):
+            for k in range(1, n_spks + 1):
+                target = librispeech / row[f"source_{k}_path"]
+                if not target.exists():
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    data, rate = sf.read(str(utterances[written % len(utterances)]), dtype="int16")
+                    sf.write(str(target), data, rate, format="FLAC", subtype="PCM_16")
+                    written += 1
+            target = wham / row["noise_path"]
+            if not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                left, _ = sf.read(str(noises[number % len(noises)]), dtype="float32")
+                right, _ = sf.read(str(noises[(number + 1) % len(noises)]), dtype="float32")
+                length = 12000 if short_noise and number == 0 else min(len(left), len(right), 80000)
+                sf.write(str(target), np.stack([left[:length], right[:length]], axis=1), 16000, subtype="FLOAT")
+    return metadata_dir, librispeech, wham
+
+
 def official_subset(official_metadata_dir: Path, dest: Path, n_spks: int, split: str, rows: int) -> Path:
     """The first ``rows`` official mixtures of a split, in the official formats."""
     from binaural.data.metadata import metadata_paths

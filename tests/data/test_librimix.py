@@ -1,0 +1,193 @@
+"""Binaural LibriMix (create_binaural_librimix.py) on a tiny LibriSpeech-shaped tree of real speech.
+
+LibriMix's mono source is computed here with the formula of its ``create_librimix_from_metadata.py``
+(read float32, times the CSV's gain, ``resample_poly`` to the rate, cut to the shortest), never
+with the generator's code.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import LIBRIMIX_CSV_SUBSETS, PROJECT_ROOT, librimix_tree
+from scipy.signal import fftconvolve, resample_poly
+
+from binaural.data.corpora import Corpus, LibriSpeechCorpus, OwnWSJ0Corpus, WSJ0Corpus
+from binaural.data.hrtf import open_hrtf_set
+from binaural.data.librimix import LibriMixClean, LibriMixNoise, LibriMixOptions
+from binaural.data.record import GenerationOptions
+
+ROWS = 2
+
+
+@pytest.fixture(scope="module")
+def tree(librimix_metadata_dir, speech_dir, noise_dir, tmp_path_factory) -> tuple[Path, Path, Path]:
+    return librimix_tree(librimix_metadata_dir, speech_dir, noise_dir, tmp_path_factory.mktemp("librimix"), 2, ROWS)
+
+
+def generate(tree, output: Path, *extra: str, splits=("test",)) -> subprocess.CompletedProcess:
+    metadata, librispeech, wham = tree
+    command = [sys.executable, str(PROJECT_ROOT / "create_binaural_librimix.py"), "--librispeech_root", str(librispeech),
+               "--output_dir", str(output), "--n_spks", "2", "--freqs", "8k", "--modes", "min", "--splits", *splits,
+               "--metadata_dir", str(metadata), "--wham_root", str(wham), "--quiet", "--num_workers", "1", *extra]
+    return subprocess.run(command, capture_output=True, text=True, timeout=240)
+
+
+def ok(result: subprocess.CompletedProcess) -> None:
+    assert result.returncode == 0, result.stderr
+
+
+def rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def librimix_mono(tree, row: dict[str, str], rate: int) -> list[np.ndarray]:
+    """LibriMix's sources of one row (create_librimix_from_metadata.py: gain, resample_poly, min)."""
+    _, librispeech, _ = tree
+    sources = [sf.read(str(librispeech / row[f"source_{k}_path"]), dtype="float32")[0] * float(row[f"source_{k}_gain"])
+               for k in (1, 2)]
+    resampled = [resample_poly(s, rate, 16000) for s in sources]
+    length = min(len(s) for s in resampled)
+    return [s[:length] for s in resampled]
+
+
+def librimix_noise(tree, row: dict[str, str], rate: int, length: int, channel: int) -> np.ndarray:
+    """LibriMix's noise of one row from one WHAM! channel (read to the longest source, looped, gain, resample, cut)."""
+    _, librispeech, wham = tree
+    longest = max(sf.info(str(librispeech / row[f"source_{k}_path"])).frames for k in (1, 2))
+    noise = sf.read(str(wham / row["noise_path"]), dtype="float32", stop=longest)[0][:, channel]
+    window = np.hanning(16001)
+    rising, falling = window[: len(window) // 2 + 1], window[len(window) // 2 :: -1]
+    extended = noise
+    while len(extended) < longest:
+        extended = np.concatenate((extended[: len(extended) - len(falling)],
+                                   extended[len(extended) - len(falling):] * falling + noise[: len(rising)] * rising,
+                                   noise[len(rising):]))
+    return resample_poly(extended[:longest] * float(row["noise_gain"]), rate, 16000)[:length]
+
+
+def placed(mono: np.ndarray, hrir: np.ndarray) -> np.ndarray:
+    """A dry source through a left/right HRIR ("same" convolution) at the dry source's energy per ear."""
+    wet = np.stack([fftconvolve(mono.astype(np.float64), hrir[ear], mode="same") for ear in (0, 1)], axis=1)
+    return wet * np.sqrt(2 * np.sum(mono.astype(np.float64) ** 2) / np.sum(wet**2))
+
+
+def test_talkers_are_librimix_sources_through_the_hrir_the_metadata_names(tree, cipic_dir, tmp_path):
+    metadata, _, _ = tree
+    output = tmp_path / "out"
+    ok(generate(tree, output, "--hrtf_dir", str(cipic_dir)))
+    hrtfs = open_hrtf_set(cipic_dir)
+    placement = {r["mixture_ID"]: r for r in rows(output / "metadata" / "binaural_libri2mix_test-clean.csv")}
+    table = rows(metadata / "Libri2Mix" / "libri2mix_test-clean.csv")
+    assert set(placement) == {r["mixture_ID"] for r in table}
+    for row in table:
+        place = placement[row["mixture_ID"]]
+        folder = output / "wav8k" / "min" / "test"
+        talkers = []
+        for k, mono in enumerate(librimix_mono(tree, row, 8000), start=1):
+            hrir = hrtfs.hrir(place["subject"], place[f"azimuth{k}"], int(place[f"elevation_index{k}"]), 8000)
+            written, rate = sf.read(str(folder / f"s{k}" / f"{row['mixture_ID']}.wav"), dtype="float64")
+            assert rate == 8000 and written.shape == (len(mono), 2)
+            np.testing.assert_allclose(written, placed(mono, hrir), atol=2e-7)
+            talkers.append(written)
+        mix, _ = sf.read(str(folder / "mix_clean" / f"{row['mixture_ID']}.wav"), dtype="float64")
+        np.testing.assert_allclose(mix, talkers[0] + talkers[1], atol=2e-7)
+
+
+def test_two_runs_from_nothing_give_identical_files(tree, cipic_dir, tmp_path):
+    for name in ("a", "b"):
+        ok(generate(tree, tmp_path / name, "--hrtf_dir", str(cipic_dir), splits=("dev", "test")))
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert len([f for f in files if f.suffix == ".wav"]) == 2 * 3 * ROWS
+    for relative in files:
+        if relative.name != "binaural_wsj0mix.json":  # the record names its own folder's sources
+            assert (tmp_path / "a" / relative).read_bytes() == (tmp_path / "b" / relative).read_bytes(), relative
+    record = json.loads((tmp_path / "a" / "binaural_wsj0mix.json").read_text())
+    assert record["dataset"] == "Binaural Libri2Mix" and record["identity"]["corpus"] == "librimix"
+    assert set(record["metadata_sha256"]) == {"dev", "test"}
+
+
+@pytest.mark.parametrize("change", [["--seed", "7"], ["--hrtf_dir", "spherical"], ["--variant", "noise"]])
+def test_a_rerun_with_other_options_is_refused_by_the_record(tree, cipic_dir, tmp_path, change):
+    output = tmp_path / "out"
+    ok(generate(tree, output, "--hrtf_dir", str(cipic_dir)))
+    before = {p: p.read_bytes() for p in output.rglob("*") if p.is_file()}
+    options = ["--hrtf_dir", str(cipic_dir)] + change if change[0] != "--hrtf_dir" else change
+    result = generate(tree, output, *options)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "nothing was written" in result.stderr and str(output) in result.stderr
+    assert {p: p.read_bytes() for p in output.rglob("*") if p.is_file()} == before
+
+
+def test_a_changed_placement_file_is_refused_by_its_digest(tree, cipic_dir, tmp_path):
+    output = tmp_path / "out"
+    ok(generate(tree, output, "--hrtf_dir", str(cipic_dir)))
+    placement = output / "metadata" / "binaural_libri2mix_test-clean.csv"
+    placement.write_text(placement.read_text().replace(",", ", ", 1))
+    result = generate(tree, output, "--hrtf_dir", str(cipic_dir))
+    assert result.returncode == 1 and "metadata of split test" in result.stderr
+
+
+def test_listeners_are_disjoint_across_splits(tree, cipic_dir, tmp_path):
+    output = tmp_path / "out"
+    ok(generate(tree, output, "--hrtf_dir", "spherical", splits=("train-100", "dev", "test")))
+    listeners = {split: {r["subject"] for r in rows(output / "metadata" / f"binaural_libri2mix_{subset}.csv")}
+                 for split, subset in LIBRIMIX_CSV_SUBSETS.items()}
+    assert all(listeners.values())
+    assert not listeners["train-100"] & listeners["dev"] and not listeners["train-100"] & listeners["test"]
+    assert not listeners["dev"] & listeners["test"]
+
+
+def test_noisy_variant_keeps_both_wham_channels(tree, cipic_dir, tmp_path):
+    metadata, _, _ = tree
+    output = tmp_path / "out"
+    ok(generate(tree, output, "--hrtf_dir", str(cipic_dir), "--variant", "noise"))
+    folder = output / "wav8k" / "min" / "test"
+    for row in rows(metadata / "Libri2Mix" / "libri2mix_test-clean.csv"):
+        name = f"{row['mixture_ID']}.wav"
+        noise, _ = sf.read(str(folder / "noise" / name), dtype="float64")
+        for ear in (0, 1):
+            np.testing.assert_allclose(noise[:, ear], librimix_noise(tree, row, 8000, len(noise), ear), atol=1e-6)
+        assert not np.allclose(noise[:, 0], noise[:, 1])
+        s1, s2, both, single, clean = (sf.read(str(folder / sub / name), dtype="float64")[0]
+                                       for sub in ("s1", "s2", "mix_both", "mix_single", "mix_clean"))
+        np.testing.assert_allclose(both, s1 + s2 + noise, atol=1e-6)
+        np.testing.assert_allclose(single, s1 + noise, atol=1e-6)
+        np.testing.assert_allclose(clean, s1 + s2, atol=1e-6)
+
+
+def test_first_channel_option_is_librimix_noise_in_both_ears(tree, cipic_dir, tmp_path):
+    metadata, _, _ = tree
+    output = tmp_path / "out"
+    ok(generate(tree, output, "--hrtf_dir", str(cipic_dir), "--variant", "noise", "--wham_channel", "first"))
+    for row in rows(metadata / "Libri2Mix" / "libri2mix_test-clean.csv"):
+        noise, _ = sf.read(str(output / "wav8k" / "min" / "test" / "noise" / f"{row['mixture_ID']}.wav"), dtype="float32")
+        expected = librimix_noise(tree, row, 8000, len(noise), 0).astype(np.float32)
+        np.testing.assert_array_equal(noise[:, 0], expected)
+        np.testing.assert_array_equal(noise[:, 1], expected)
+
+
+def test_absent_split_metadata_is_one_line_naming_the_file(tree, cipic_dir, tmp_path):
+    result = generate(tree, tmp_path / "out", "--hrtf_dir", str(cipic_dir), splits=("train-360",))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "libri2mix_train-clean-360.csv: not found" in result.stderr and "--splits" in result.stderr
+
+
+def test_the_corpus_follows_from_the_options():
+    assert type(Corpus.of(GenerationOptions())) is WSJ0Corpus
+    assert type(Corpus.of(GenerationOptions(own_metadata=True))) is OwnWSJ0Corpus
+    librimix = LibriMixOptions(variant=LibriMixNoise(), train_split="train-360")
+    corpus = Corpus.of(librimix)
+    assert type(corpus) is LibriSpeechCorpus and corpus.root_key == "librispeech_root"
+    assert corpus.splits(librimix) == ("train-360", "dev", "test")
+    assert corpus.manifest_name(3, "test") == "binaural_libri3mix_test.csv"
+    assert WSJ0Corpus().manifest_name(2, "tt") == "binaural_wsj0-2mix_tt.csv"
+    assert LibriMixClean().folders(3) == ("s1", "s2", "s3", "mix_clean")
+    assert LibriMixNoise().folders(2) == ("s1", "s2", "noise", "mix_clean", "mix_single", "mix_both")
