@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from binaural.data.layout import SPLITS
-from binaural.data.librimix import LibriMixOptions, ensure_librimix
+from binaural.data.librimix import LibriMixOptions, ensure_librimix, scan_librispeech_talkers
 from binaural.data.record import GenerationOptions
 from binaural.errors import RecipeError
 
@@ -126,3 +126,8 @@ class LibriSpeechCorpus(Corpus):
 
     def ensure(self, root, output_root, options) -> None:
         ensure_librimix(root, output_root, options)
+
+    def dynamic_mixing_options(self, options: Any) -> dict[str, Any]:
+        # LibriSpeech's <speaker>/<chapter>/<id>.flac talkers; the training listeners of the placement
+        # draw (split_subjects with the generation seed), never a dev or test listener.
+        return {"talker_scan": scan_librispeech_talkers, "listener_split": "own"}

@@ -158,6 +158,9 @@ class LibriMixOptions:
         Seeds the binaural placement draw.
     train_split : str
         The training split a recipe trains on (``train-100`` or ``train-360``).
+    download_dir : path, optional
+        Where absent inputs are downloaded (``LibriMix-master``, ``wham_noise``,
+        ``Binaural-WSJ0Mix-main`` for CIPIC); default the output folder's parent.
     """
 
     variant: DataVariant = field(default_factory=LibriMixClean)
@@ -170,7 +173,7 @@ class LibriMixOptions:
     wham_root: str | Path | None = None
     seed: int = 0
     train_split: str = "train-100"
-    repo_dir: str | Path | None = None
+    download_dir: str | Path | None = None
     num_workers: int | None = None
     progress: bool = True
     #: LibriMix's metadata is public: no drawn sizes to compare (:meth:`DatasetRecord.check_sizes`).
@@ -499,7 +502,7 @@ def resolve_hrtf(options: LibriMixOptions, output_root: Path) -> HRTFSet:
     from binaural.data.generation import CIPIC_IN_REPO
     from binaural.data.sources import ensure_binaural_wsj0mix_repo
 
-    repo = ensure_binaural_wsj0mix_repo(Path(options.repo_dir) if options.repo_dir else output_root.parent / REPO_FOLDER)
+    repo = ensure_binaural_wsj0mix_repo(downloads(options, output_root) / REPO_FOLDER, progress=options.progress)
     return open_hrtf_set(repo / CIPIC_IN_REPO)
 
 
@@ -521,12 +524,17 @@ def create_binaural_librimix(librispeech_root: str | Path, output_root: str | Pa
         return _build(librispeech_root, output_root, options)
 
 
+def downloads(options: LibriMixOptions, output_root: Path) -> Path:
+    """Where absent inputs are downloaded."""
+    return Path(options.download_dir) if options.download_dir else output_root.parent
+
+
 def _metadata_dir(options: LibriMixOptions, output_root: Path) -> Path:
     if options.metadata_dir:
         return Path(options.metadata_dir)
     from binaural.data.sources import ensure_librimix_metadata
 
-    return ensure_librimix_metadata(output_root.parent, progress=options.progress) / "metadata"
+    return ensure_librimix_metadata(downloads(options, output_root), progress=options.progress) / "metadata"
 
 
 def _build(librispeech_root: Path, output_root: Path, options: LibriMixOptions) -> dict[str, int]:
@@ -550,7 +558,7 @@ def _build(librispeech_root: Path, output_root: Path, options: LibriMixOptions) 
     if isinstance(variant, LibriMixNoise) and wham_root is None:
         from binaural.data.sources import ensure_wham_noise
 
-        wham_root = ensure_wham_noise(output_root.parent, progress=options.progress)
+        wham_root = ensure_wham_noise(downloads(options, output_root), progress=options.progress)
     from binaural.data.sources import ensure_librispeech
 
     ensure_librispeech(librispeech_root, [LIBRIMIX_SUBSETS[split] for split in options.splits], progress=options.progress)
@@ -621,15 +629,47 @@ def ensure_librimix(librispeech_root: str | Path, output_root: str | Path, optio
     create_binaural_librimix(librispeech_root, output_root, options)
 
 
-def storage_bytes(metadata_dir: Path, n_spks: int, split: str, rate: int, mode: str, folders: int) -> int:
-    """Bytes of one part (float32 stereo wavs): from LibriMix's LibriSpeech lengths (16 kHz samples)."""
+def scan_librispeech_talkers(root: Path, subsets: Sequence[str]) -> dict[str, list[str]]:
+    """Dynamic mixing's talkers from LibriSpeech: ``{speaker: [<subset>/<speaker>/<chapter>/<id>.flac, ...]}``.
+
+    Raises
+    ------
+    MetadataError
+        A subset folder is absent or holds no FLAC file.
+    """
+    talkers: dict[str, list[str]] = {}
+    for subset in subsets:
+        folder = Path(root) / subset
+        if not folder.is_dir():
+            raise MetadataError(f"{folder}: not found; dynamic mixing draws its talkers from the LibriSpeech training "
+                                "subsets: point librispeech_root at the folder holding them (or set talker_folders_dm)")
+        for path in sorted(folder.glob("*/*/*.flac")):
+            talkers.setdefault(path.parts[-3], []).append(path.relative_to(root).as_posix())
+    if not talkers:
+        raise MetadataError(f"{root}: no <subset>/<speaker>/<chapter>/<id>.flac under {', '.join(subsets)}")
+    return talkers
+
+
+def wav_header_bytes(subtype: str = "FLOAT", channels: int = 2) -> int:
+    """Bytes of a wav's header as the generator writes it (``write_atomic``: soundfile's chunks)."""
+    import io
+
+    buffer = io.BytesIO()
+    sf.write(buffer, np.zeros((1, channels), dtype=np.float32), 8000, subtype=subtype, format="WAV")
+    return len(buffer.getvalue()) - channels * 4
+
+
+def storage_bytes(metadata_dir: Path, n_spks: int, split: str, freq: str, mode: str, variant: DataVariant) -> int:
+    """Bytes of one part on disk (stereo float32 wavs, every folder of ``variant``), from the
+    utterance lengths of LibriMix's ``metadata/LibriSpeech/*.csv`` (16 kHz samples)."""
     lengths = {}
-    for subset_csv in (Path(metadata_dir) / "LibriSpeech").glob("*.csv"):
+    for subset_csv in sorted((Path(metadata_dir) / "LibriSpeech").glob("*.csv")):
         with open(subset_csv, newline="", encoding="utf-8") as handle:
             lengths |= {row["origin_path"]: int(row["length"]) for row in csv.DictReader(handle)}
+    header, folders, rate = wav_header_bytes(), len(variant.folders(n_spks)), SAMPLE_RATES[freq]
     total = 0
     for row in read_librimix_rows(metadata_dir, n_spks, split):
         n = [lengths[row[f"source_{k}_path"]] for k in range(1, n_spks + 1)]
-        samples = -(-(min(n) if mode == "min" else max(n)) * rate // LIBRISPEECH_RATE)
-        total += folders * (44 + samples * 2 * 4)
+        samples = -(-(min(n) if mode == "min" else max(n)) * rate // LIBRISPEECH_RATE)  # resample_poly's ceil
+        total += folders * (header + samples * 2 * 4)
     return total

@@ -191,3 +191,40 @@ def test_the_corpus_follows_from_the_options():
     assert WSJ0Corpus().manifest_name(2, "tt") == "binaural_wsj0-2mix_tt.csv"
     assert LibriMixClean().folders(3) == ("s1", "s2", "s3", "mix_clean")
     assert LibriMixNoise().folders(2) == ("s1", "s2", "noise", "mix_clean", "mix_single", "mix_both")
+
+
+def test_storage_estimate_is_the_bytes_written(tree, cipic_dir, tmp_path):
+    """The README's disk figures come from storage_bytes: it must equal what a build writes."""
+    from binaural.data.librimix import storage_bytes
+
+    metadata, librispeech, _ = tree
+    lengths = tmp_path / "metadata"
+    (lengths / "LibriSpeech").mkdir(parents=True)
+    (lengths / "Libri2Mix").symlink_to(metadata / "Libri2Mix")
+    flacs = sorted(librispeech.rglob("*.flac"))
+    (lengths / "LibriSpeech" / "all.csv").write_text("origin_path,length\n" + "".join(
+        f"{p.relative_to(librispeech).as_posix()},{sf.info(str(p)).frames}\n" for p in flacs))
+    for variant, mode in ((LibriMixClean(), "min"), (LibriMixNoise(), "max")):
+        output = tmp_path / f"{variant.name}-{mode}"
+        ok(generate(tree, output, "--hrtf_dir", str(cipic_dir), "--variant", variant.name, "--modes", mode))
+        written = sum(p.stat().st_size for p in (output / "wav8k" / mode / "test").rglob("*.wav"))
+        assert storage_bytes(lengths, 2, "test", "8k", mode, variant) == written
+
+
+def test_dynamic_mixing_draws_librispeech_talkers_and_training_listeners(tree, cipic_dir, tmp_path):
+    """A LibriMix experiment's dynamic mixing: LibriSpeech train-clean-100 speakers (their
+    <speaker>/<chapter>/<id>.flac), placed by the training listeners of the placement draw only."""
+    from binaural.data.dynamic_mixing import DynamicMixingDataset
+    from binaural.data.metadata import split_subjects
+
+    _, librispeech, _ = tree
+    options = LibriMixOptions(hrtf_dir=cipic_dir, seed=3)
+    dataset = DynamicMixingDataset(
+        librispeech, cipic_dir, 2, 8000, training_signal_len=4000, epoch_size=2, talker_folders=["train-clean-100"],
+        hrtf_split_seed=3, cache_dir=tmp_path / "cache", **Corpus.of(options).dynamic_mixing_options(options),
+    )
+    speakers = {p.parts[-3] for p in (librispeech / "train-clean-100").glob("*/*/*.flac")}
+    assert set(dataset.planner.talker_names) == speakers
+    assert set(dataset.placer.subjects) == set(split_subjects(open_hrtf_set(cipic_dir).subjects(), 3)["tr"])
+    item = dataset[0]
+    assert item["mix_sig"].shape == (4000, 2) and item["s1_sig"].shape == (4000, 2)

@@ -1,0 +1,82 @@
+"""The LibriMix experiments of hparams/librimix/: every file loads into the same models and a corpus
+that names its splits and manifests; train.py trains one on a tiny Binaural Libri2Mix made on
+the first run (from a LibriSpeech-shaped tree of real speech), tests it, and --test_only
+reproduces the test numbers.
+
+Trade-off (CPU time): one end-to-end run (convtasnet-parallel, clean) plus a load-and-separate
+check of every file; the other files share the data path (corpus, options, manifests) it runs.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import FAST, PROJECT_ROOT, TINY_MODEL, check_ok, check_test_results, librimix_tree, run, train_log_epochs
+from hyperpyyaml import load_hyperpyyaml
+
+from binaural import models
+from binaural.data.corpora import Corpus, LibriSpeechCorpus
+from binaural.data.librimix import LibriMixClean, LibriMixNoise, LibriMixOptions
+
+LIBRIMIX_HPARAMS = PROJECT_ROOT / "hparams" / "librimix"
+FILES = sorted(p.stem for p in LIBRIMIX_HPARAMS.glob("*.yaml"))
+EXPECTED = {
+    "convtasnet-independent": (models.IndependentTasNet, 2, LibriMixClean),
+    "convtasnet-cross": (models.CrossChannelTasNet, 2, LibriMixClean),
+    "convtasnet-parallel": (models.ParallelTasNet, 2, LibriMixClean),
+    "convtasnet-parallel-causal": (models.ParallelTasNet, 2, LibriMixClean),
+    "convtasnet-parallel-noise": (models.ParallelTasNet, 2, LibriMixNoise),
+    "convtasnet-independent-3spk": (models.IndependentTasNet, 3, LibriMixClean),
+    "convtasnet-cross-3spk": (models.CrossChannelTasNet, 3, LibriMixClean),
+    "convtasnet-parallel-3spk": (models.ParallelTasNet, 3, LibriMixClean),
+}
+TINY = {"N_encoder_out": 16, "B": 8, "H": 16, "X": 2, "R": 1}
+
+
+def test_every_librimix_experiment_is_expected():
+    assert FILES == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_librimix_file_loads_separates_and_names_its_corpus(name, tmp_path):
+    with open(LIBRIMIX_HPARAMS / f"{name}.yaml", encoding="utf-8") as handle:
+        hparams = load_hyperpyyaml(handle, {"data_folder": str(tmp_path / "d"), "librispeech_root": str(tmp_path / "l"),
+                                            "output_folder": str(tmp_path / "o"), **TINY})
+    model_class, n_spks, variant_class = EXPECTED[name]
+    assert type(hparams["Model"]) is model_class and hparams["num_spks"] == n_spks
+    assert hparams["Model"](torch.randn(1, 800, 2)).shape == (1, 800, 2, n_spks)
+    options = hparams["dataset_options"]
+    assert isinstance(options, LibriMixOptions) and type(options.variant) is variant_class
+    corpus = Corpus.of(options)
+    assert isinstance(corpus, LibriSpeechCorpus) and hparams[corpus.root_key] == str(tmp_path / "l")
+    train, valid, test = corpus.splits(options)
+    for key, split in (("train_data", train), ("valid_data", valid), ("test_data", test)):
+        assert Path(hparams[key]).name == corpus.manifest_name(n_spks, split)
+    assert hparams["experiment_name"] == f"librimix-{name}"
+
+
+@pytest.fixture(scope="module")
+def tiny_librimix(librimix_metadata_dir, speech_dir, noise_dir, tmp_path_factory):
+    return librimix_tree(librimix_metadata_dir, speech_dir, noise_dir, tmp_path_factory.mktemp("librimix"), 2, 2)
+
+
+def test_train_py_makes_trains_and_tests_librimix_and_test_only_reproduces(tiny_librimix, cipic_dir, tmp_path):
+    metadata, librispeech, _ = tiny_librimix
+    data, output = tmp_path / "data", tmp_path / "out"
+    command = [
+        sys.executable, "train.py", "hparams/librimix/convtasnet-parallel.yaml", "--data_folder", str(data),
+        "--librispeech_root", str(librispeech), "--metadata_dir", str(metadata), "--hrtf_dir", str(cipic_dir),
+        "--output_folder", str(output), "--N_epochs", "1", "--num_workers", "1", *TINY_MODEL, *FAST,
+    ]
+    check_ok(run(command, timeout=300))
+    assert sorted(p.name for p in (data / "wav8k" / "min").iterdir()) == ["dev", "test", "train-100"]
+    for split in ("train-100", "dev", "test"):
+        assert (output / "save" / f"binaural_libri2mix_{split}.csv").is_file()
+    assert [epoch for epoch, _ in train_log_epochs(output)] == [1]
+    first = check_test_results(output, 2)
+    assert (output / "report.md").is_file()
+    (output / "test_results.csv").unlink()
+    check_ok(run(command + ["--test_only"], timeout=300))
+    assert check_test_results(output, 2) == first
