@@ -228,3 +228,40 @@ def test_dynamic_mixing_draws_librispeech_talkers_and_training_listeners(tree, c
     assert set(dataset.placer.subjects) == set(split_subjects(open_hrtf_set(cipic_dir).subjects(), 3)["tr"])
     item = dataset[0]
     assert item["mix_sig"].shape == (4000, 2) and item["s1_sig"].shape == (4000, 2)
+
+
+def zipped(folder: Path, top: str, destination: Path) -> Path:
+    """``folder``'s files in a zip under ``top/`` (a repository or WHAM!-style archive)."""
+    import zipfile
+
+    with zipfile.ZipFile(destination, "w") as archive:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            archive.write(path, f"{top}/{path.relative_to(folder).as_posix()}")
+    return destination
+
+
+def test_absent_metadata_and_wham_are_downloaded_once(tree, cipic_dir, tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from binaural.data import sources
+    from binaural.data.librimix import create_binaural_librimix
+
+    metadata, librispeech, wham = tree
+    import shutil
+
+    for folder in ("Libri2Mix", "Libri3Mix", "LibriSpeech"):  # the repository's metadata/ layout
+        shutil.copytree(metadata / "Libri2Mix", tmp_path / "repo" / "metadata" / folder)
+    repo_zip = zipped(tmp_path / "repo", "LibriMix-master", tmp_path / "master.zip")
+    wham_zip = zipped(wham, "wham_noise", tmp_path / "wham_noise.zip")  # the tree's tt/, cv/ and tr/ noises
+    monkeypatch.setattr(sources, "LIBRIMIX_METADATA_ARCHIVE", replace(sources.LIBRIMIX_METADATA_ARCHIVE, url=repo_zip.as_uri()))
+    monkeypatch.setattr(sources, "WHAM_NOISE_ARCHIVE", replace(sources.WHAM_NOISE_ARCHIVE, url=wham_zip.as_uri()))
+    downloads = tmp_path / "downloads"
+    options = LibriMixOptions(variant=LibriMixNoise(), splits=["test"], hrtf_dir=cipic_dir, download_dir=downloads,
+                              num_workers=1, progress=False)
+    assert create_binaural_librimix(librispeech, tmp_path / "out", options) == {"test": ROWS}
+    assert (downloads / "LibriMix-master" / "metadata" / "Libri2Mix" / "libri2mix_test-clean.csv").is_file()
+    assert sorted(p.name for p in (downloads / "wham_noise").iterdir()) == ["cv", "tr", "tt"]
+    repo_zip.unlink(), wham_zip.unlink()  # a second download would fail now
+    for mix in (tmp_path / "out" / "wav8k" / "min" / "test" / "mix_both").iterdir():
+        mix.unlink()
+    assert create_binaural_librimix(librispeech, tmp_path / "out", options) == {"test": ROWS}
