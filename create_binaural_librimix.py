@@ -3,7 +3,8 @@
 
     python create_binaural_librimix.py --librispeech_root L --output_dir O --n_spks 2 --freqs 8k
         --modes min --splits test [--metadata_dir M] [--hrtf_dir H] [--wham_root W]
-        [--variant clean|noise] [--wham_channel both|first] [--seed S] [--num_workers K] [--quiet]
+        [--variant clean|noise|reverb] [--wham_channel both|first] [--brir_dir B|simulate] [--seed S]
+        [--num_workers K] [--quiet]
 
 Each talker is the mono source LibriMix's create_librimix_from_metadata.py makes (gain,
 resample_poly, min/max), placed with a two-ear HRIR (CIPIC by default; a SOFA file/folder or
@@ -23,7 +24,7 @@ from typing import Sequence
 
 from binaural.data.layout import FREQS, MODES
 from binaural.data.librimix import (
-    LIBRIMIX_SPLITS, LIBRIMIX_VARIANTS, WHAM_CHANNELS, LibriMixNoise, LibriMixOptions, create_binaural_librimix,
+    LIBRIMIX_SPLITS, LIBRIMIX_VARIANTS, WHAM_CHANNELS, LibriMixOptions, create_binaural_librimix,
 )
 from binaural.errors import run_generator
 
@@ -44,7 +45,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--variant", choices=tuple(LIBRIMIX_VARIANTS), default="clean")
     parser.add_argument("--wham_channel", choices=WHAM_CHANNELS, default="both",
                         help="noise variant: WHAM!'s two ears (default) or LibriMix's first channel in both")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the binaural placement draw")
+    parser.add_argument("--brir_dir", help="reverb variant: the BRIR Sim Set (CATT_RIRs), or 'simulate' for simulated "
+                        "rooms; downloaded beside OUTPUT_DIR when absent")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the binaural placement draw (and simulated rooms)")
     parser.add_argument("--num_workers", type=int, default=None, help="processes (default: all cores)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser.parse_args(argv)
@@ -52,8 +55,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def options_from_args(args: argparse.Namespace) -> LibriMixOptions:
     """The command line as :class:`binaural.data.librimix.LibriMixOptions`."""
-    variant_class = LIBRIMIX_VARIANTS[args.variant]
-    variant = variant_class(args.wham_channel) if variant_class is LibriMixNoise else variant_class()
+    arguments = {"noise": (args.wham_channel,), "reverb": (args.brir_dir, args.seed)}.get(args.variant, ())
+    variant = LIBRIMIX_VARIANTS[args.variant](*arguments)
     return LibriMixOptions(
         variant=variant, n_spks=args.n_spks, freqs=args.freqs, modes=args.modes, splits=args.splits,
         metadata_dir=args.metadata_dir, hrtf_dir=args.hrtf_dir, wham_root=args.wham_root, seed=args.seed,

@@ -163,6 +163,37 @@ def librimix_tree(metadata: Path, speech: Path, noise: Path, dest: Path, n_spks:
     return metadata_dir, librispeech, wham
 
 
+#: Taps of the fake room responses (3000 at 16 kHz: 0.19 s).
+BRIR_TAPS = 3000
+
+
+def fake_brir(rir_dir: Path, k: int) -> np.ndarray:
+    """A stereo ``[taps, 2]`` room response from the real RIRs: two rooms' responses, the right
+    ear 6 samples later and 3 dB quieter (a source on the left)."""
+    rirs = [sf.read(str(rir_dir / f"rir{j}.wav"))[0] for j in (1, 2, 3, 4)]
+    left = rirs[k % 4][:BRIR_TAPS]
+    right = 0.7 * np.concatenate([np.zeros(6), rirs[(k + 1) % 4][: BRIR_TAPS - 6]])
+    fade = np.linspace(1, 0, 200)
+    brir = np.stack([np.pad(left, (0, BRIR_TAPS - len(left))), np.pad(right, (0, BRIR_TAPS - len(right)))], 1)
+    brir[-200:] *= fade[:, None]
+    return brir
+
+
+def catt_tree(rir_dir: Path, dest: Path, pairs) -> Path:
+    """``CATT_RIRs/Binaural/16k/<rt>/CATT_<rt>_<az>.wav`` (stereo int16, 16 kHz) for ``pairs``;
+    four distinct responses, linked."""
+    root = dest / "CATT_RIRs" / "Binaural" / "16k"
+    stock = dest / ".stock"
+    stock.mkdir(parents=True, exist_ok=True)
+    for k in range(4):
+        brir = fake_brir(rir_dir, k)
+        sf.write(str(stock / f"{k}.wav"), brir / np.max(np.abs(brir)) * 0.9, 16000, subtype="PCM_16")
+    for i, (rt, az) in enumerate(sorted(set(pairs))):
+        (root / rt).mkdir(parents=True, exist_ok=True)
+        os.symlink(stock / f"{i % 4}.wav", root / rt / f"CATT_{rt}_{az}.wav")
+    return dest / "CATT_RIRs"
+
+
 def official_subset(official_metadata_dir: Path, dest: Path, n_spks: int, split: str, rows: int) -> Path:
     """The first ``rows`` official mixtures of a split, in the official formats."""
     from binaural.data.metadata import metadata_paths

@@ -21,7 +21,9 @@ Output, with LibriMix's split folders and file names::
 
 stereo float32 (the HRIRs raise peaks above LibriMix's 0.9 headroom; float keeps every bit the
 pipeline computes). The noisy variant keeps WHAM!'s two ears (LibriMix's one gain for both);
-``wham_channel="first"`` puts LibriMix's first-channel noise in both ears instead.
+``wham_channel="first"`` puts LibriMix's first-channel noise in both ears instead. The reverberant
+variant places the talkers in rooms (:class:`BrirPlacement`: BRIR Sim Set or simulated rooms, reverb
+times disjoint across splits) instead of with HRIRs.
 """
 from __future__ import annotations
 
@@ -52,7 +54,7 @@ from binaural.data.layout import (
 )
 from binaural.data.metadata import MetadataError, SourceDirection, check_name, check_relative_path, split_subjects
 from binaural.data.record import COMPLETE, IN_PROGRESS, DatasetRecord, part_files
-from binaural.data.variants import CleanVariant, DataVariant, NoiseVariant, metadata_digest
+from binaural.data.variants import CleanVariant, DataVariant, NoiseVariant, ReverbVariant, metadata_digest
 from binaural.errors import RecipeError
 from binaural.io.atomic import atomic_text, exclusive, inside, remove_partial_files
 from binaural.io.audio import write_atomic
@@ -90,6 +92,10 @@ class LibriMixClean(CleanVariant):
         """``{folder: [time, 2]}`` of one mixture's files from its binaural talkers (LibriMix's ``mix``)."""
         return {f"s{k + 1}": t for k, t in enumerate(talkers)} | {"mix_clean": np.sum(talkers, axis=0)}
 
+    def placer(self, options: "LibriMixOptions", output_root: Path) -> "HrirPlacement":
+        """How the variant places the talkers: with the HRTF set of ``options``."""
+        return HrirPlacement(resolve_hrtf(options, output_root))
+
 
 class LibriMixNoise(NoiseVariant):
     """Binaural Libri2Mix ``sep_noisy``: WHAM! noise at LibriMix's gain added to the binaural talkers.
@@ -120,6 +126,8 @@ class LibriMixNoise(NoiseVariant):
     def sources(self) -> dict[str, str]:
         return {}
 
+    placer = LibriMixClean.placer
+
     def mixtures(self, talkers: Sequence[np.ndarray], noise: np.ndarray | None) -> dict[str, np.ndarray]:
         clean = np.sum(talkers, axis=0)
         return {f"s{k + 1}": t for k, t in enumerate(talkers)} | {
@@ -127,8 +135,39 @@ class LibriMixNoise(NoiseVariant):
         }
 
 
+class LibriMixReverb(ReverbVariant):
+    """Binaural Libri2Mix in rooms: each talker through a binaural room impulse response (each ear its
+    own, aligned on the direct sound), ``{s1, s2, mix_clean}``, float32; the targets are the
+    reverberant binaural talkers, as in the reverberant Binaural WSJ0-2mix.
+
+    Arguments
+    ---------
+    brir_dir : str or Path, optional
+        The BRIR Sim Set, ``"simulate"`` (simulated rooms, cached beside the output) or None (downloaded).
+    room_seed : int
+        Seeds the simulated rooms.
+    """
+
+    input_folder = "mix_clean"
+
+    def __init__(self, brir_dir: str | Path | None = None, room_seed: int = 0) -> None:
+        super().__init__(brir_dir, "per_ear", room_seed)
+
+    encode = LibriMixClean.encode
+    mixtures = LibriMixClean.mixtures
+
+    def placer(self, options: "LibriMixOptions", output_root: Path) -> "BrirPlacement":
+        from binaural.data.layout import SIMULATED_BRIR_FOLDER
+        from binaural.data.rooms import open_brir_set
+
+        parent = downloads(options, output_root)
+        return BrirPlacement(open_brir_set(self.brir_dir, parent, parent / SIMULATED_BRIR_FOLDER, self.room_seed,
+                                           options.progress), self.reverb_mode)
+
+
 #: The generator's ``--variant`` values.
-LIBRIMIX_VARIANTS: dict[str, type[DataVariant]] = {"clean": LibriMixClean, "noise": LibriMixNoise}
+LIBRIMIX_VARIANTS: dict[str, type[DataVariant]] = {"clean": LibriMixClean, "noise": LibriMixNoise,
+                                                   "reverb": LibriMixReverb}
 
 
 # ==================================================================================================
@@ -180,9 +219,9 @@ class LibriMixOptions:
     own_metadata: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.variant, (LibriMixClean, LibriMixNoise)):
+        if not isinstance(self.variant, tuple(LIBRIMIX_VARIANTS.values())):
             raise RecipeError(
-                f"variant must be binaural.data.librimix.LibriMixClean or LibriMixNoise, got {self.variant!r}"
+                f"variant must be binaural.data.librimix.LibriMixClean, LibriMixNoise or LibriMixReverb, got {self.variant!r}"
             )
         self.variant.check_talkers(int(self.n_spks))
         if self.train_split not in ("train-100", "train-360"):
@@ -203,8 +242,9 @@ class LibriMixOptions:
 
     def identity(self) -> dict[str, Any]:
         """The options that change the bits of every file (the record compares them)."""
-        return {"corpus": "librimix", "n_spks": self.n_spks, "variant": self.variant.name, **self.variant.options(),
-                "seed": self.seed, "hrtf": self.hrtf_spec()}
+        identity = {"corpus": "librimix", "n_spks": self.n_spks, "variant": self.variant.name,
+                    **self.variant.options(), "seed": self.seed}
+        return identity | ({"hrtf": self.hrtf_spec()} if self.variant.uses_hrtf else {})
 
 
 # ==================================================================================================
@@ -222,7 +262,7 @@ class LibriMixSpec:
     gains: tuple[float, ...]
     noise_path: str | None  # relative to the WHAM! root: ``tt/...wav``
     noise_gain: float | None
-    subject: str
+    scene: str  # the listener (HRIRs) or the room's reverb time (BRIRs)
     directions: tuple[SourceDirection, ...]
 
     @property
@@ -235,9 +275,10 @@ def librimix_csv(metadata_dir: Path, n_spks: int, split: str) -> Path:
     return Path(metadata_dir) / f"Libri{n_spks}Mix" / f"libri{n_spks}mix_{LIBRIMIX_SUBSETS[split]}.csv"
 
 
-def placement_csv(placement_dir: Path, n_spks: int, split: str) -> Path:
-    """``O/metadata/binaural_libri2mix_test-clean.csv``: our placement of one split."""
-    return Path(placement_dir) / f"binaural_libri{n_spks}mix_{LIBRIMIX_SUBSETS[split]}.csv"
+def placement_csv(placement_dir: Path, n_spks: int, split: str, prefix: str = "binaural") -> Path:
+    """``O/metadata/binaural_libri2mix_test-clean.csv``: our placement of one split (``prefix``: the
+    placement's, :attr:`HrirPlacement.prefix` or :attr:`BrirPlacement.prefix`)."""
+    return Path(placement_dir) / f"{prefix}_libri{n_spks}mix_{LIBRIMIX_SUBSETS[split]}.csv"
 
 
 def read_librimix_rows(metadata_dir: Path, n_spks: int, split: str) -> list[dict[str, str]]:
@@ -269,27 +310,6 @@ def read_librimix_rows(metadata_dir: Path, n_spks: int, split: str) -> list[dict
     return rows
 
 
-def draw_placement(mixture_ids: Sequence[str], hrtf_set: HRTFSet, subjects: Sequence[str], n_spks: int,
-                   split: str, seed: int) -> list[dict[str, str]]:
-    """One listener of ``subjects`` and ``n_spks`` distinct grid directions per mixture, from ``seed``.
-
-    Every row of the split is drawn (in LibriMix's order), so a mixture's placement does not
-    depend on which rows a run builds.
-    """
-    rng = np.random.default_rng([seed, LIBRIMIX_SPLITS.index(split), n_spks])
-    rows = []
-    for mixture_id in mixture_ids:
-        subject = subjects[rng.integers(len(subjects))]
-        grid = hrtf_set.directions(subject)
-        picks = rng.choice(len(grid), size=n_spks, replace=False)
-        row = {"mixture_ID": mixture_id, "subject": subject}
-        for k, pick in enumerate(picks, start=1):
-            row |= {f"azimuth{k}": grid[pick].azimuth, f"elevation{k}": grid[pick].elevation,
-                    f"elevation_index{k}": str(grid[pick].index)}
-        rows.append(row)
-    return rows
-
-
 def write_placement(path: Path, rows: Sequence[dict[str, str]]) -> None:
     with atomic_text(path) as stream:
         writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
@@ -297,48 +317,139 @@ def write_placement(path: Path, rows: Sequence[dict[str, str]]) -> None:
         writer.writerows(rows)
 
 
-def ensure_placement(metadata_dir: Path, placement_dir: Path, hrtf_set: HRTFSet, options: LibriMixOptions,
-                     split: str) -> Path:
-    """The placement CSV of one split, drawn and written (once) when absent."""
-    path = placement_csv(placement_dir, options.n_spks, split)
-    if not path.is_file():
-        ids = [row["mixture_ID"] for row in read_librimix_rows(metadata_dir, options.n_spks, split)]
-        subjects = split_subjects(hrtf_set.subjects(), options.seed)[LISTENER_SETS[split]]
-        logger.info("drawing the binaural placement of %d %s mixtures", len(ids), split)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_placement(path, draw_placement(ids, hrtf_set, subjects, options.n_spks, split, options.seed))
-    return path
+def _refused(path: Path, number: int, column: str, value: str, what: str) -> MetadataError:
+    return MetadataError(f"{path}, row {number}, column {column}: {value!r} is not {what}; delete the file to "
+                         "draw it again")
 
 
-def read_placement(path: Path, n_spks: int) -> dict[str, tuple[str, tuple[SourceDirection, ...]]]:
-    """``{mixture_ID: (subject, directions)}`` of a placement CSV, every field checked."""
-    with open(path, newline="", encoding="utf-8") as handle:
-        table = list(csv.DictReader(handle))
-    columns = ["mixture_ID", "subject", *(f"{c}{k}" for k in range(1, n_spks + 1)
-                                          for c in ("azimuth", "elevation", "elevation_index"))]
-    if not table or any(c not in table[0] for c in columns):
-        raise MetadataError(f"{path}: not a {n_spks}-talker placement file (needs columns {columns}); "
-                            f"delete it to draw it again")
-    placement = {}
-    for number, row in enumerate(table, start=2):
-        for column in columns[:-1]:
-            check_name(row.get(column) or "", f"{path}, row {number}, column {column}")
+class HrirPlacement:
+    """Talkers placed with one listener's HRIRs (clean and noisy variants): per mixture a listener
+    of the split's set, per talker a distinct direction of the listener's grid.
+
+    CSV columns: ``mixture_ID, subject, azimuth<k>, elevation<k>, elevation_index<k>``.
+    """
+
+    prefix = "binaural"
+
+    def __init__(self, hrtf_set: HRTFSet) -> None:
+        self.hrtf_set = hrtf_set
+
+    def columns(self, n_spks: int) -> list[str]:
+        return ["mixture_ID", "subject",
+                *(f"{c}{k}" for k in range(1, n_spks + 1) for c in ("azimuth", "elevation", "elevation_index"))]
+
+    def draw(self, mixture_ids: Sequence[str], n_spks: int, split: str, seed: int) -> list[dict[str, str]]:
+        """Every row of the split (in LibriMix's order, so a mixture's placement does not depend on
+        which rows a run builds), from ``seed``; listeners disjoint across train, dev and test."""
+        subjects = split_subjects(self.hrtf_set.subjects(), seed)[LISTENER_SETS[split]]
+        rng = np.random.default_rng([seed, LIBRIMIX_SPLITS.index(split), n_spks])
+        rows = []
+        for mixture_id in mixture_ids:
+            subject = subjects[rng.integers(len(subjects))]
+            grid = self.hrtf_set.directions(subject)
+            picks = rng.choice(len(grid), size=n_spks, replace=False)
+            row = {"mixture_ID": mixture_id, "subject": subject}
+            for k, pick in enumerate(picks, start=1):
+                row |= {f"azimuth{k}": grid[pick].azimuth, f"elevation{k}": grid[pick].elevation,
+                        f"elevation_index{k}": str(grid[pick].index)}
+            rows.append(row)
+        return rows
+
+    def parse(self, row: dict[str, str], n_spks: int, path: Path, number: int) -> tuple[str, tuple[SourceDirection, ...]]:
         directions = []
         for k in range(1, n_spks + 1):
             index = row[f"elevation_index{k}"]
             if not index.strip().lstrip("-").isdigit():
-                raise MetadataError(f"{path}, row {number}, column elevation_index{k}: {index!r} is not a whole "
-                                    "number; delete the file to draw it again")
+                raise _refused(path, number, f"elevation_index{k}", index, "a whole number")
             directions.append(SourceDirection(row[f"azimuth{k}"], row[f"elevation{k}"], int(index)))
-        placement[row["mixture_ID"]] = (row["subject"], tuple(directions))
-    return placement
+        return row["subject"], tuple(directions)
+
+    def check(self, specs: Sequence[LibriMixSpec], rates: Sequence[int]) -> None:
+        for spec in specs:
+            try:
+                for d in spec.directions:
+                    for rate in rates:
+                        self.hrtf_set.hrir(spec.scene, d.azimuth, d.elevation_index, rate)
+            except HRTFError as error:
+                raise MetadataError(f"{spec.split}/{spec.mixture_id}: {error}. Nothing was written.") from error
+
+    def place(self, mono: np.ndarray, spec: LibriMixSpec, direction: SourceDirection, rate: int) -> np.ndarray:
+        """A mono talker ``[time]`` as ``[time, 2]``: "same" convolution, the dry energy per ear."""
+        from binaural.data.mixing import spatialize
+
+        return spatialize(mono, self.hrtf_set.hrir(spec.scene, direction.azimuth, direction.elevation_index, rate))
 
 
-def load_specs(metadata_dir: Path, placement_dir: Path, n_spks: int, split: str) -> list[LibriMixSpec]:
+class BrirPlacement:
+    """Talkers placed in a room (reverberant variant): per mixture a reverb time of the split's set
+    (disjoint across train, dev and test, as the reverberant Binaural WSJ0-2mix), per talker a
+    distinct azimuth of -90..90 by 5; each ear through its own BRIR, aligned on the direct sound.
+
+    CSV columns: ``mixture_ID, reverb_time, azimuth<k>``.
+    """
+
+    prefix = "binaural_reverb"
+
+    def __init__(self, brir_set: Any, reverb_mode: str) -> None:
+        self.brir_set, self.reverb_mode = brir_set, reverb_mode
+
+    def columns(self, n_spks: int) -> list[str]:
+        return ["mixture_ID", "reverb_time", *(f"azimuth{k}" for k in range(1, n_spks + 1))]
+
+    def draw(self, mixture_ids: Sequence[str], n_spks: int, split: str, seed: int) -> list[dict[str, str]]:
+        from binaural.data.rooms import draw_reverb_meta
+
+        return [dict(zip(self.columns(n_spks), row))
+                for row in draw_reverb_meta(mixture_ids, LISTENER_SETS[split], seed + LIBRIMIX_SPLITS.index(split))]
+
+    def parse(self, row: dict[str, str], n_spks: int, path: Path, number: int) -> tuple[str, tuple[SourceDirection, ...]]:
+        return row["reverb_time"], tuple(SourceDirection(row[f"azimuth{k}"], "0", 0) for k in range(1, n_spks + 1))
+
+    def check(self, specs: Sequence[LibriMixSpec], rates: Sequence[int]) -> None:
+        self.brir_set.check({(spec.scene, d.azimuth) for spec in specs for d in spec.directions})
+
+    def place(self, mono: np.ndarray, spec: LibriMixSpec, direction: SourceDirection, rate: int) -> np.ndarray:
+        from binaural.data.mixing import spatialize_reverb
+
+        return spatialize_reverb(mono, self.brir_set.brir(spec.scene, direction.azimuth, rate), self.reverb_mode,
+                                 onset=None)
+
+
+def ensure_placement(metadata_dir: Path, placement_dir: Path, placement: HrirPlacement | BrirPlacement,
+                     options: LibriMixOptions, split: str) -> Path:
+    """The placement CSV of one split, drawn and written (once) when absent."""
+    path = placement_csv(placement_dir, options.n_spks, split, placement.prefix)
+    if not path.is_file():
+        ids = [row["mixture_ID"] for row in read_librimix_rows(metadata_dir, options.n_spks, split)]
+        logger.info("drawing the binaural placement of %d %s mixtures", len(ids), split)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_placement(path, placement.draw(ids, options.n_spks, split, options.seed))
+    return path
+
+
+def read_placement(path: Path, n_spks: int, placement: HrirPlacement | BrirPlacement
+                   ) -> dict[str, tuple[str, tuple[SourceDirection, ...]]]:
+    """``{mixture_ID: (scene, directions)}`` of a placement CSV, every field checked."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        table = list(csv.DictReader(handle))
+    columns = placement.columns(n_spks)
+    if not table or any(c not in table[0] for c in columns):
+        raise MetadataError(f"{path}: not a {n_spks}-talker placement file (needs columns {columns}); "
+                            f"delete it to draw it again")
+    result = {}
+    for number, row in enumerate(table, start=2):
+        for column in columns:
+            check_name(row.get(column) or "", f"{path}, row {number}, column {column}")
+        result[row["mixture_ID"]] = placement.parse(row, n_spks, path, number)
+    return result
+
+
+def load_specs(metadata_dir: Path, placement_dir: Path, n_spks: int, split: str,
+               placer: HrirPlacement | BrirPlacement) -> list[LibriMixSpec]:
     """The mixtures of one split: LibriMix's rows with their placement."""
     rows = read_librimix_rows(metadata_dir, n_spks, split)
-    path = placement_csv(placement_dir, n_spks, split)
-    placement = read_placement(path, n_spks)
+    path = placement_csv(placement_dir, n_spks, split, placer.prefix)
+    placement = read_placement(path, n_spks, placer)
     ids = [row["mixture_ID"] for row in rows]
     if set(placement) != set(ids):
         raise MetadataError(
@@ -422,24 +533,21 @@ def mono_sources(spec: LibriMixSpec, librispeech_root: Path, wham_root: Path | N
 
 
 class LibriMixRenderer:
-    """Renders Binaural LibriMix mixtures; forked workers inherit it with the HRIR cache warm."""
+    """Renders Binaural LibriMix mixtures; forked workers inherit it with the HRIR/BRIR cache warm."""
 
-    def __init__(self, options: LibriMixOptions, librispeech_root: Path, output_root: Path, hrtf_set: HRTFSet,
-                 wham_root: Path | None) -> None:
+    def __init__(self, options: LibriMixOptions, librispeech_root: Path, output_root: Path,
+                 placer: HrirPlacement | BrirPlacement, wham_root: Path | None) -> None:
         self.variant = options.variant
         self.n_spks = options.n_spks
         self.librispeech_root, self.output_root = librispeech_root, output_root
-        self.hrtf_set, self.wham_root = hrtf_set, wham_root
+        self.placer, self.wham_root = placer, wham_root
         self.wham_channel = getattr(options.variant, "wham_channel", "first")
 
     def render(self, spec: LibriMixSpec, freq: str, mode: str) -> dict[str, np.ndarray]:
         """``{folder: [time, 2]}`` of one mixture at one rate and length mode."""
-        from binaural.data.mixing import spatialize
-
         rate = SAMPLE_RATES[freq]
         talkers, noise = mono_sources(spec, self.librispeech_root, self.wham_root, freq, mode, self.wham_channel)
-        binaural = [spatialize(t.astype(np.float64), self.hrtf_set.hrir(spec.subject, d.azimuth, d.elevation_index, rate))
-                    for t, d in zip(talkers, spec.directions)]
+        binaural = [self.placer.place(t.astype(np.float64), spec, d, rate) for t, d in zip(talkers, spec.directions)]
         if noise is not None and noise.ndim == 1:
             noise = np.stack([noise, noise], axis=1)
         return self.variant.mixtures(binaural, None if noise is None else noise.astype(np.float64))
@@ -476,23 +584,18 @@ def _build_task(task: tuple) -> None:
 
 
 def check_inputs(specs: Sequence[LibriMixSpec], librispeech_root: Path, wham_root: Path | None,
-                 hrtf_set: HRTFSet, freqs: Sequence[str]) -> None:
-    """Every utterance, noise file and HRIR the build reads, checked before the first wav."""
+                 placer: HrirPlacement | BrirPlacement, freqs: Sequence[str]) -> None:
+    """Every utterance, noise file and HRIR/BRIR the build reads, checked before the first wav."""
     missing = []
     for spec in specs:
         paths = [librispeech_root / p for p in spec.source_paths]
         paths += [wham_root / spec.noise_path] if wham_root is not None else []
         missing += [f"{p} (used by {spec.split}/{spec.mixture_id})" for p in paths if not p.is_file()]
-        for d in spec.directions:
-            try:
-                for freq in freqs:
-                    hrtf_set.hrir(spec.subject, d.azimuth, d.elevation_index, SAMPLE_RATES[freq])
-            except HRTFError as error:
-                raise MetadataError(f"{spec.split}/{spec.mixture_id}: {error}. Nothing was written.") from error
     if missing:
         more = f"; {len(missing) - 1} other file(s) are missing as well" if len(missing) > 1 else ""
         raise MetadataError(f"{missing[0]}: not found{more}. Nothing was written. Check --librispeech_root"
                             " and --wham_root (or let the generator download them)")
+    placer.check(specs, [SAMPLE_RATES[f] for f in freqs])
 
 
 def resolve_hrtf(options: LibriMixOptions, output_root: Path) -> HRTFSet:
@@ -543,17 +646,17 @@ def _build(librispeech_root: Path, output_root: Path, options: LibriMixOptions) 
     if record is not None:
         record.check_identity(options.identity(), output_root)
     metadata_dir = _metadata_dir(options, output_root)
-    hrtf_set = resolve_hrtf(options, output_root)
+    placer = variant.placer(options, output_root)
     placement_dir = output_root / OWN_METADATA_FOLDER
     record = record or DatasetRecord(options.identity(), title=f"Binaural Libri{n_spks}Mix")
     record.write(output_root)  # claims the folder before the placement is drawn into it
     digests = {
         split: metadata_digest([librimix_csv(metadata_dir, n_spks, split),
-                                ensure_placement(metadata_dir, placement_dir, hrtf_set, options, split)])
+                                ensure_placement(metadata_dir, placement_dir, placer, options, split)])
         for split in options.splits
     }
     record.check_metadata(digests, output_root)  # before a changed metadata file is even parsed
-    specs = {split: load_specs(metadata_dir, placement_dir, n_spks, split) for split in options.splits}
+    specs = {split: load_specs(metadata_dir, placement_dir, n_spks, split, placer) for split in options.splits}
     wham_root = Path(options.wham_root) if isinstance(variant, LibriMixNoise) and options.wham_root else None
     if isinstance(variant, LibriMixNoise) and wham_root is None:
         from binaural.data.sources import ensure_wham_noise
@@ -563,7 +666,7 @@ def _build(librispeech_root: Path, output_root: Path, options: LibriMixOptions) 
 
     ensure_librispeech(librispeech_root, [LIBRIMIX_SUBSETS[split] for split in options.splits], progress=options.progress)
     everything = [spec for split in options.splits for spec in specs[split]]
-    check_inputs(everything, librispeech_root, wham_root, hrtf_set, options.freqs)
+    check_inputs(everything, librispeech_root, wham_root, placer, options.freqs)
 
     tasks = []
     for spec in everything:
@@ -576,6 +679,7 @@ def _build(librispeech_root: Path, output_root: Path, options: LibriMixOptions) 
                        "placement_dir": str(placement_dir), "hrtf": options.hrtf_spec()}
     if wham_root is not None:
         record.sources["wham_root"] = str(wham_root)
+    record.sources |= variant.sources()
     record.metadata_sha256 |= digests
     for freq, mode, split in options.parts():
         if record.status(freq, mode, split) != COMPLETE or any(s.split == split for s, _ in tasks):
@@ -583,7 +687,7 @@ def _build(librispeech_root: Path, output_root: Path, options: LibriMixOptions) 
     record.write(output_root)
     for part in options.parts():
         remove_partial_files(split_folder(output_root, *part))
-    _run(LibriMixRenderer(options, librispeech_root, output_root, hrtf_set, wham_root), tasks, options)
+    _run(LibriMixRenderer(options, librispeech_root, output_root, placer, wham_root), tasks, options)
     for freq, mode, split in options.parts():
         files = part_files(output_root, freq, mode, split, variant, n_spks)
         if all(count == len(specs[split]) for count in files.values()):

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import LIBRIMIX_CSV_SUBSETS, PROJECT_ROOT, librimix_tree
+from conftest import LIBRIMIX_CSV_SUBSETS, PROJECT_ROOT, catt_tree, librimix_tree
 from scipy.signal import fftconvolve, resample_poly
 
 from binaural.data.corpora import Corpus, LibriSpeechCorpus, OwnWSJ0Corpus, WSJ0Corpus
@@ -265,3 +265,31 @@ def test_absent_metadata_and_wham_are_downloaded_once(tree, cipic_dir, tmp_path,
     for mix in (tmp_path / "out" / "wav8k" / "min" / "test" / "mix_both").iterdir():
         mix.unlink()
     assert create_binaural_librimix(librispeech, tmp_path / "out", options) == {"test": ROWS}
+
+
+def test_reverberant_talkers_are_librimix_sources_through_the_named_brirs(tree, rir_dir, tmp_path):
+    """--variant reverb: each talker is LibriMix's mono source through the room response (each ear its
+    own BRIR) the placement names; the rooms' reverb times are disjoint across splits."""
+    from binaural.data.mixing import spatialize_reverb
+    from binaural.data.rooms import BRIR_AZIMUTHS, PUBLIC_REVERB_TIMES, CattBRIRSet
+
+    metadata, _, _ = tree
+    pairs = [(rt, str(az)) for times in PUBLIC_REVERB_TIMES.values() for rt in times for az in BRIR_AZIMUTHS]
+    brirs = catt_tree(rir_dir, tmp_path / "brirs", pairs)
+    output = tmp_path / "out"
+    ok(generate(tree, output, "--variant", "reverb", "--brir_dir", str(brirs), splits=("dev", "test")))
+    rooms = {}
+    for split in ("dev", "test"):
+        subset = LIBRIMIX_CSV_SUBSETS[split]
+        placement = {r["mixture_ID"]: r for r in rows(output / "metadata" / f"binaural_reverb_libri2mix_{subset}.csv")}
+        rooms[split] = {r["reverb_time"] for r in placement.values()}
+        for row in rows(metadata / "Libri2Mix" / f"libri2mix_{subset}.csv"):
+            place = placement[row["mixture_ID"]]
+            for k, mono in enumerate(librimix_mono(tree, row, 8000), start=1):
+                brir = CattBRIRSet(brirs).brir(place["reverb_time"], place[f"azimuth{k}"], 8000)
+                written, _ = sf.read(str(output / "wav8k" / "min" / split / f"s{k}" / f"{row['mixture_ID']}.wav"),
+                                     dtype="float64")
+                np.testing.assert_allclose(written, spatialize_reverb(mono.astype(np.float64), brir, "per_ear"),
+                                           atol=2e-7)
+    assert rooms["dev"] <= set(PUBLIC_REVERB_TIMES["cv"]) and rooms["test"] <= set(PUBLIC_REVERB_TIMES["tt"])
+    assert json.loads((output / "binaural_wsj0mix.json").read_text())["identity"]["variant"] == "reverb"
