@@ -18,7 +18,7 @@ from hyperpyyaml import load_hyperpyyaml
 
 from binaural import models
 from binaural.data.corpora import Corpus, LibriSpeechCorpus
-from binaural.data.librimix import LibriMixClean, LibriMixNoise, LibriMixOptions
+from binaural.data.librimix import LibriMixClean, LibriMixNoise, LibriMixOptions, LibriMixReverb
 
 LIBRIMIX_HPARAMS = PROJECT_ROOT / "hparams" / "librimix"
 FILES = sorted(p.stem for p in LIBRIMIX_HPARAMS.glob("*.yaml"))
@@ -28,6 +28,7 @@ EXPECTED = {
     "convtasnet-parallel": (models.ParallelTasNet, 2, LibriMixClean),
     "convtasnet-parallel-causal": (models.ParallelTasNet, 2, LibriMixClean),
     "convtasnet-parallel-noise": (models.ParallelTasNet, 2, LibriMixNoise),
+    "convtasnet-parallel-reverb": (models.ParallelTasNet, 2, LibriMixReverb),
     "convtasnet-independent-3spk": (models.IndependentTasNet, 3, LibriMixClean),
     "convtasnet-cross-3spk": (models.CrossChannelTasNet, 3, LibriMixClean),
     "convtasnet-parallel-3spk": (models.ParallelTasNet, 3, LibriMixClean),
