@@ -3,8 +3,9 @@ that names its splits and manifests; train.py trains one on a tiny Binaural Libr
 the first run (from a LibriSpeech-shaped tree of real speech), tests it, and --test_only
 reproduces the test numbers.
 
-Trade-off (CPU time): one end-to-end run (convtasnet-parallel, clean) plus a load-and-separate
-check of every file; the other files share the data path (corpus, options, manifests) it runs.
+Trade-off (CPU time): end-to-end runs of convtasnet-parallel (clean) and convtasnet-parallel-noise
+(WHAM! noise, mix_both) plus a load-and-separate check of every file; the other files differ from
+these only in their model (tested in tests/models) or talker count.
 """
 from __future__ import annotations
 
@@ -63,18 +64,20 @@ def tiny_librimix(librimix_metadata_dir, speech_dir, noise_dir, tmp_path_factory
     return librimix_tree(librimix_metadata_dir, speech_dir, noise_dir, tmp_path_factory.mktemp("librimix"), 2, 2)
 
 
-def test_train_py_makes_trains_and_tests_librimix_and_test_only_reproduces(tiny_librimix, cipic_dir, tmp_path):
-    metadata, librispeech, _ = tiny_librimix
+@pytest.mark.parametrize("name", ["convtasnet-parallel", "convtasnet-parallel-noise"])
+def test_train_py_makes_trains_and_tests_librimix_and_test_only_reproduces(name, tiny_librimix, cipic_dir, tmp_path):
+    metadata, librispeech, wham = tiny_librimix
     data, output = tmp_path / "data", tmp_path / "out"
     command = [
-        sys.executable, "train.py", "hparams/librimix/convtasnet-parallel.yaml", "--data_folder", str(data),
+        sys.executable, "train.py", f"hparams/librimix/{name}.yaml", "--data_folder", str(data), "--wham_root", str(wham),
         "--librispeech_root", str(librispeech), "--metadata_dir", str(metadata), "--hrtf_dir", str(cipic_dir),
         "--output_folder", str(output), "--N_epochs", "1", "--num_workers", "1", *TINY_MODEL, *FAST,
     ]
     check_ok(run(command, timeout=300))
     assert sorted(p.name for p in (data / "wav8k" / "min").iterdir()) == ["dev", "test", "train-100"]
     for split in ("train-100", "dev", "test"):
-        assert (output / "save" / f"binaural_libri2mix_{split}.csv").is_file()
+        manifest = (output / "save" / f"binaural_libri2mix_{split}.csv").read_text()
+        assert ("noise_wav" in manifest) == name.endswith("noise") and ("mix_both" in manifest) == name.endswith("noise")
     assert [epoch for epoch, _ in train_log_epochs(output)] == [1]
     first = check_test_results(output, 2)
     assert (output / "report.md").is_file()
