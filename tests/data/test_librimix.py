@@ -31,10 +31,10 @@ def tree(librimix_metadata_dir, speech_dir, noise_dir, tmp_path_factory) -> tupl
     return librimix_tree(librimix_metadata_dir, speech_dir, noise_dir, tmp_path_factory.mktemp("librimix"), 2, ROWS)
 
 
-def generate(tree, output: Path, *extra: str, splits=("test",)) -> subprocess.CompletedProcess:
+def generate(tree, output: Path, *extra: str, splits=("test",), n_spks: int = 2) -> subprocess.CompletedProcess:
     metadata, librispeech, wham = tree
     command = [sys.executable, str(PROJECT_ROOT / "create_binaural_librimix.py"), "--librispeech_root", str(librispeech),
-               "--output_dir", str(output), "--n_spks", "2", "--freqs", "8k", "--modes", "min", "--splits", *splits,
+               "--output_dir", str(output), "--n_spks", str(n_spks), "--freqs", "8k", "--modes", "min", "--splits", *splits,
                "--metadata_dir", str(metadata), "--wham_root", str(wham), "--quiet", "--num_workers", "1", *extra]
     return subprocess.run(command, capture_output=True, text=True, timeout=240)
 
@@ -293,3 +293,17 @@ def test_reverberant_talkers_are_librimix_sources_through_the_named_brirs(tree, 
                                            atol=2e-7)
     assert rooms["dev"] <= set(PUBLIC_REVERB_TIMES["cv"]) and rooms["test"] <= set(PUBLIC_REVERB_TIMES["tt"])
     assert json.loads((output / "binaural_wsj0mix.json").read_text())["identity"]["variant"] == "reverb"
+
+
+def test_three_talkers(librimix_metadata_dir, speech_dir, noise_dir, cipic_dir, tmp_path):
+    tree3 = librimix_tree(librimix_metadata_dir, speech_dir, noise_dir, tmp_path / "in", 3, 1)
+    metadata, _, _ = tree3
+    output = tmp_path / "out"
+    ok(generate(tree3, output, "--hrtf_dir", str(cipic_dir), n_spks=3))
+    (row,) = rows(metadata / "Libri3Mix" / "libri3mix_test-clean.csv")
+    folder = output / "wav8k" / "min" / "test"
+    talkers = [sf.read(str(folder / f"s{k}" / f"{row['mixture_ID']}.wav"))[0] for k in (1, 2, 3)]
+    mix, _ = sf.read(str(folder / "mix_clean" / f"{row['mixture_ID']}.wav"))
+    np.testing.assert_allclose(mix, sum(talkers), atol=2e-7)
+    listeners = {r["subject"] for r in rows(output / "metadata" / "binaural_libri3mix_test-clean.csv")}
+    assert len(listeners) == 1

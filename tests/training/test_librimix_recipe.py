@@ -84,3 +84,21 @@ def test_train_py_makes_trains_and_tests_librimix_and_test_only_reproduces(name,
     (output / "test_results.csv").unlink()
     check_ok(run(command + ["--test_only"], timeout=300))
     assert check_test_results(output, 2) == first
+
+
+def test_dynamic_mixing_of_a_librimix_experiment_draws_librispeech_talkers(tiny_librimix, cipic_dir, tmp_path):
+    """The YAML's dynamic-mixing factory with what the corpus adds (training_set, as train.py calls it)."""
+    from binaural.training.data import dataset_options, training_set
+
+    _, librispeech, _ = tiny_librimix
+    with open(LIBRIMIX_HPARAMS / "convtasnet-parallel.yaml", encoding="utf-8") as handle:
+        hparams = load_hyperpyyaml(handle, {
+            "data_folder": str(tmp_path / "d"), "librispeech_root": str(librispeech), "output_folder": str(tmp_path / "o"),
+            "hrtf_dir": str(cipic_dir), "hrtf_dm": str(cipic_dir), "dynamic_mixing": True, "epoch_size_dm": 2,
+            "training_signal_len_dm": 4000, **TINY,
+        })
+    options = dataset_options(hparams, ("train-100", "dev", "test"))
+    dataset = training_set(hparams, None, options)
+    speakers = {p.parts[-3] for p in (librispeech / "train-clean-100").glob("*/*/*.flac")}
+    assert set(dataset.planner.talker_names) == speakers
+    assert dataset[1]["mix_sig"].shape == (4000, 2)
