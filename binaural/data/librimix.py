@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import shutil
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -622,9 +623,22 @@ def create_binaural_librimix(librispeech_root: str | Path, output_root: str | Pa
     """
     librispeech_root, output_root = Path(librispeech_root), Path(output_root)
     options = options or LibriMixOptions()
+    created = not output_root.exists()
     output_root.mkdir(parents=True, exist_ok=True)
-    with exclusive(output_root / LOCK_NAME, f"the dataset folder {output_root}"):
-        return _build(librispeech_root, output_root, options)
+    try:
+        with exclusive(output_root / LOCK_NAME, f"the dataset folder {output_root}"):
+            return _build(librispeech_root, output_root, options)
+    except BaseException:
+        placement_dir = output_root / OWN_METADATA_FOLDER
+        if not (placement_dir.is_dir() and any(placement_dir.iterdir())):
+            # Refused before any placement was drawn: the record claims nothing, and the folder the
+            # user had not made goes too, so a corrected rerun (another seed...) is not refused.
+            unclaimed = DatasetRecord.read(output_root)
+            if unclaimed is not None and not unclaimed.parts:
+                DatasetRecord.path(output_root).unlink()
+            if created and {p.name for p in output_root.iterdir()} <= {LOCK_NAME, OWN_METADATA_FOLDER}:
+                shutil.rmtree(output_root)
+        raise
 
 
 def downloads(options: LibriMixOptions, output_root: Path) -> Path:
@@ -717,16 +731,11 @@ def _run(renderer: LibriMixRenderer, tasks: list, options: LibriMixOptions) -> N
         bar.close()
 
 
-def missing_librimix_parts(root: Path, options: LibriMixOptions) -> list[str]:
-    """The parts of ``options`` the tree at ``root`` does not hold complete (by its record)."""
-    from binaural.data.record import missing_parts
-
-    return missing_parts(root, options)
-
-
 def ensure_librimix(librispeech_root: str | Path, output_root: str | Path, options: LibriMixOptions) -> None:
     """Make ``output_root`` hold the complete parts of ``options`` (what train.py calls)."""
-    if not missing_librimix_parts(Path(output_root), options):
+    from binaural.data.record import missing_parts
+
+    if not missing_parts(Path(output_root), options):
         logger.info("Binaural Libri%dMix found in %s: every part complete", options.n_spks, output_root)
         return
     logger.info("Binaural Libri%dMix: to check or generate in %s", options.n_spks, output_root)

@@ -178,6 +178,7 @@ def test_absent_split_metadata_is_one_line_naming_the_file(tree, cipic_dir, tmp_
     result = generate(tree, tmp_path / "out", "--hrtf_dir", str(cipic_dir), splits=("train-360",))
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "libri2mix_train-clean-360.csv: not found" in result.stderr and "--splits" in result.stderr
+    assert not (tmp_path / "out").exists()  # nothing claimed: a corrected rerun (any seed) may start
 
 
 def test_the_corpus_follows_from_the_options():
