@@ -99,9 +99,9 @@ class LibriMixClean(CleanVariant):
 
 
 class LibriMixNoise(NoiseVariant):
-    """Binaural Libri2Mix ``sep_noisy``: WHAM! noise at LibriMix's gain added to the binaural talkers.
+    """Binaural Libri{n}Mix ``sep_noisy``: WHAM! noise at LibriMix's gain added to the binaural talkers.
 
-    ``{s1, s2, noise, mix_clean, mix_single, mix_both}`` (LibriMix's folders), float32.
+    ``{s1, s2[, s3], noise, mix_clean, mix_single, mix_both}`` (LibriMix's folders), float32.
 
     Arguments
     ---------
@@ -128,6 +128,10 @@ class LibriMixNoise(NoiseVariant):
         return {}
 
     placer = LibriMixClean.placer
+
+    def dynamic_mixing_options(self) -> dict[str, Any]:
+        # Two different ears, as WHAM! has them; one channel in both with wham_channel="first".
+        return {"diotic_noise": self.wham_channel == "first"}
 
     def mixtures(self, talkers: Sequence[np.ndarray], noise: np.ndarray | None) -> dict[str, np.ndarray]:
         clean = np.sum(talkers, axis=0)
@@ -183,7 +187,7 @@ class LibriMixOptions:
     Arguments
     ---------
     variant : DataVariant
-        :class:`LibriMixClean` (default) or :class:`LibriMixNoise`.
+        :class:`LibriMixClean` (default), :class:`LibriMixNoise` or :class:`LibriMixReverb`.
     n_spks, freqs, modes : as the WSJ0 generator
     splits : sequence of str
         LibriMix's split folders (:data:`LIBRIMIX_SPLITS`).

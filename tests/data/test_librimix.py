@@ -192,6 +192,9 @@ def test_the_corpus_follows_from_the_options():
     assert WSJ0Corpus().manifest_name(2, "tt") == "binaural_wsj0-2mix_tt.csv"
     assert LibriMixClean().folders(3) == ("s1", "s2", "s3", "mix_clean")
     assert LibriMixNoise().folders(2) == ("s1", "s2", "noise", "mix_clean", "mix_single", "mix_both")
+    # Dynamic mixing keeps WHAM!'s two ears unless the data has LibriMix's one channel in both.
+    assert LibriMixNoise().dynamic_mixing_options() == {"diotic_noise": False}
+    assert LibriMixNoise("first").dynamic_mixing_options() == {"diotic_noise": True}
 
 
 def test_storage_estimate_is_the_bytes_written(tree, cipic_dir, tmp_path):
