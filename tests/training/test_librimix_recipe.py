@@ -14,7 +14,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import FAST, PROJECT_ROOT, TINY_MODEL, check_ok, check_test_results, librimix_tree, run, train_log_epochs
+from conftest import (
+    FAST, LAUNCHERS, PROJECT_ROOT, TINY_MODEL, check_ok, check_test_results, free_port, librimix_tree, run,
+    train_log_epochs,
+)
 from hyperpyyaml import load_hyperpyyaml
 
 from binaural import models
@@ -102,3 +105,18 @@ def test_dynamic_mixing_of_a_librimix_experiment_draws_librispeech_talkers(tiny_
     speakers = {p.parts[-3] for p in (librispeech / "train-clean-100").glob("*/*/*.flac")}
     assert set(dataset.planner.talker_names) == speakers
     assert dataset[1]["mix_sig"].shape == (4000, 2)
+
+
+def test_two_process_training_makes_the_data_once(tiny_librimix, cipic_dir, tmp_path):
+    """torchrun with 2 processes (gloo): the main process makes Binaural LibriMix, both train."""
+    metadata, librispeech, _ = tiny_librimix
+    output = tmp_path / "out"
+    command = [
+        "train.py", "hparams/librimix/convtasnet-parallel.yaml", "--data_folder", str(tmp_path / "data"),
+        "--librispeech_root", str(librispeech), "--metadata_dir", str(metadata), "--hrtf_dir", str(cipic_dir),
+        "--output_folder", str(output), "--N_epochs", "1", "--num_workers", "1", "--distributed_backend=gloo",
+        *TINY_MODEL, *FAST,
+    ]
+    check_ok(run(LAUNCHERS["torchrun"](free_port()) + command, timeout=300, OMP_NUM_THREADS="1"))
+    assert "epoch 1: training batches per rank [1, 1]" in (output / "log.txt").read_text()
+    check_test_results(output, 2)
