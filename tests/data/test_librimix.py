@@ -311,3 +311,30 @@ def test_three_talkers(librimix_metadata_dir, speech_dir, noise_dir, cipic_dir, 
     np.testing.assert_allclose(mix, sum(talkers), atol=2e-7)
     listeners = {r["subject"] for r in rows(output / "metadata" / "binaural_libri3mix_test-clean.csv")}
     assert len(listeners) == 1
+
+
+def test_an_absent_librispeech_subset_is_downloaded_then_used(tree, cipic_dir, tmp_path, monkeypatch):
+    """--librispeech_root without test-clean/: the subset's archive (size and MD5 checked) is fetched into it."""
+    import hashlib
+    import tarfile
+    from dataclasses import replace
+
+    from binaural.data import sources
+    from binaural.data.librimix import create_binaural_librimix
+
+    metadata, librispeech, _ = tree
+    archive_path = tmp_path / "test-clean.tar.gz"
+    with tarfile.open(archive_path, "w:gz") as archive:
+        archive.add(librispeech / "test-clean", "LibriSpeech/test-clean")
+    data = archive_path.read_bytes()
+    published = sources.librispeech_archive
+
+    def local(subset):
+        return replace(published(subset), url=archive_path.as_uri(), size=len(data), md5=hashlib.md5(data).hexdigest())
+
+    monkeypatch.setattr(sources, "librispeech_archive", local)
+    root = tmp_path / "LibriSpeech"
+    options = LibriMixOptions(splits=["test"], metadata_dir=metadata, hrtf_dir=cipic_dir, num_workers=1, progress=False)
+    assert create_binaural_librimix(root, tmp_path / "out", options) == {"test": ROWS}
+    assert sorted(p.relative_to(root) for p in root.rglob("*.flac")) == sorted(
+        p.relative_to(librispeech) for p in (librispeech / "test-clean").rglob("*.flac"))
