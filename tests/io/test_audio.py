@@ -107,19 +107,30 @@ def test_atomic_write_leaves_no_temporary_and_a_failed_write_leaves_nothing(tmp_
 
 @pytest.mark.parametrize("subtype, dtype", [("PCM_16", np.int16), ("FLOAT", np.float32)])
 def test_atomic_write_gives_the_bytes_soundfile_writes(tmp_path, subtype, dtype):
-    """The WAV is built in memory, yet the file is byte for byte what sf.write puts on disk, but for
-    the write time of a float file's PEAK chunk, zeroed so that the same samples give the same bytes."""
+    """The WAV is built in memory, yet the file is byte for byte what sf.write puts on disk (but for
+    the clock: a float WAV's PEAK chunk stamps the second it was written, which two writes can
+    straddle)."""
     data = (np.random.default_rng(1).standard_normal((1001, 2)) * 1000).astype(dtype)
     write_atomic(tmp_path / "ours.wav", data, 16000, subtype=subtype)
     sf.write(tmp_path / "direct.wav", data, 16000, subtype=subtype, format="WAV")
-    ours, direct = (tmp_path / "ours.wav").read_bytes(), (tmp_path / "direct.wav").read_bytes()
-    peak = direct.find(b"PEAK")
-    if subtype == "FLOAT":
-        assert peak > 0 and ours[peak + 12 : peak + 16] == bytes(4)
-        direct = direct[: peak + 12] + bytes(4) + direct[peak + 16 :]
-    else:
-        assert peak == -1
+    ours, direct = (without_peak_time((tmp_path / name).read_bytes()) for name in ("ours.wav", "direct.wav"))
     assert ours == direct
+
+
+def without_peak_time(wav: bytes) -> bytes:
+    """``wav`` with the timestamp of its PEAK chunk (id, size, version, then 4 bytes of time) zeroed."""
+    at = wav.find(b"PEAK")
+    if at < 0:
+        return wav
+    stamp = at + 12
+    return wav[:stamp] + bytes(4) + wav[stamp + 4:]
+
+
+def test_without_peak_time_hides_only_the_clock():
+    wav = b"RIFF....WAVEfmt PEAK\x18\x00\x00\x00\x01\x00\x00\x00\xb0_\x13kDATA"
+    later = wav.replace(b"\xb0_\x13k", b"\xaf_\x13k")
+    assert without_peak_time(wav) == without_peak_time(later) and without_peak_time(wav) != wav
+    assert without_peak_time(wav.replace(b"DATA", b"DATB")) != without_peak_time(wav)
 
 
 def test_a_failed_disk_write_leaves_nothing_and_keeps_the_old_file(tmp_path, monkeypatch):
@@ -151,3 +162,15 @@ def test_partial_files_of_a_killed_run_are_removed(tmp_path):
     (tmp_path / "a" / "x.wav").write_bytes(b"whole")
     assert remove_partial_files(tmp_path) == 1
     assert os.listdir(tmp_path / "a") == ["x.wav"]
+
+
+def test_a_float_wav_holds_no_write_time(tmp_path):
+    """The same samples give the same bytes whenever they are written: write_atomic zeroes the
+    write time libsndfile stamps into a float WAV's PEAK chunk (two generator runs from nothing
+    must give identical files)."""
+    data = np.random.default_rng(2).standard_normal((500, 2)).astype(np.float32)
+    write_atomic(tmp_path / "x.wav", data, 8000, subtype="FLOAT")
+    wav = (tmp_path / "x.wav").read_bytes()
+    peak = wav.find(b"PEAK")
+    assert peak > 0 and wav[peak + 12 : peak + 16] == bytes(4)
+    np.testing.assert_array_equal(sf.read(str(tmp_path / "x.wav"), dtype="float32")[0], data)
