@@ -35,7 +35,6 @@ Variants (``--variant``, :mod:`binaural.data.variants`), as the public ``create_
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from typing import Sequence
 
@@ -43,7 +42,7 @@ from binaural.data.generation import create_binaural_wsj0mix
 from binaural.data.layout import FREQS, MODES, REPO_FOLDER, SPLITS
 from binaural.data.record import GenerationOptions
 from binaural.data.variants import DataVariant
-from binaural.errors import RecipeError
+from binaural.errors import run_generator
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -93,14 +92,7 @@ def options_from_args(args: argparse.Namespace) -> GenerationOptions:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    try:
-        written = create_binaural_wsj0mix(args.wsj_root, args.output_dir, options_from_args(args))
-    except (RecipeError, OSError) as error:  # OSError: a full or read-only disk, with the file in its message
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    print(f"done: {written} mixtures written under {args.output_dir}")
-    return 0
+    return run_generator(lambda: create_binaural_wsj0mix(args.wsj_root, args.output_dir, options_from_args(args)), args.output_dir)
 
 
 if __name__ == "__main__":

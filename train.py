@@ -42,8 +42,8 @@ import torch
 from speechbrain.utils.distributed import if_main_process, is_distributed_initialized, run_on_main
 from speechbrain.utils.logger import get_logger
 
-from binaural.data.generation import ensure_dataset
-from binaural.data.layout import SPLITS, freq_name
+from binaural.data.corpora import Corpus
+from binaural.data.layout import freq_name
 from binaural.errors import RecipeError
 from binaural.training.augment import draw_shifts, random_segment, shift_sources, speed_perturb_sources, sum_sources, with_noise
 from binaural.training.checkpoints import VALID_SNR_KEY, IntactCheckpointer
@@ -456,7 +456,10 @@ def run(hparams_file: str, hparams: dict, run_opts, overrides: str) -> None:
         overrides=overrides,
     )
     n_spks = hparams["num_spks"]
-    splits = ("tt",) if test_only else SPLITS
+    # The corpus (WSJ0, own metadata, LibriSpeech) names the splits, its root's key and its generator.
+    corpus = Corpus.of(hparams.get("dataset_options"))
+    train_split, valid_split, test_split = corpus.splits(hparams["dataset_options"])
+    splits = (test_split,) if test_only else (train_split, valid_split, test_split)
     options = dataset_options(hparams, splits)
     if not test_only and hparams["dynamic_mixing"]:
         dynamic_mixing_factory(hparams)  # fail before generating anything if it cannot work
@@ -471,8 +474,8 @@ def run(hparams_file: str, hparams: dict, run_opts, overrides: str) -> None:
             run_on_main(hparams["make_corpus"])
         # The dataset's checks and its generation live beside the generator: one call.
         run_on_main(
-            ensure_dataset,
-            kwargs={"wsj_root": hparams["wsj_root"], "output_root": hparams["data_folder"], "options": options},
+            corpus.ensure,
+            kwargs={"root": hparams[corpus.root_key], "output_root": hparams["data_folder"], "options": options},
         )
         run_on_main(
             prepare_binaural_wsj0mix,
@@ -484,10 +487,11 @@ def run(hparams_file: str, hparams: dict, run_opts, overrides: str) -> None:
                 "mode": hparams["length_mode"],
                 "splits": splits,
                 "variant": options.variant,
+                "corpus": corpus,
             },
         )
 
-    manifests = {"tr": hparams["train_data"], "cv": hparams["valid_data"], "tt": hparams["test_data"]}
+    manifests = {train_split: hparams["train_data"], valid_split: hparams["valid_data"], test_split: hparams["test_data"]}
     datasets = {
         split: static_dataset(manifests[split], n_spks, hparams["sample_rate"], hparams["data_folder"])
         for split in splits
@@ -500,23 +504,23 @@ def run(hparams_file: str, hparams: dict, run_opts, overrides: str) -> None:
         checkpointer=checkpointer,
     )
     if not test_only:
-        train_data = training_set(hparams, datasets["tr"], options)
+        train_data = training_set(hparams, datasets[train_split], options)
         separator.train_dataset = train_data  # on_stage_start calls its set_epoch, if it has one
         # PaddedBatch explicitly: SpeechBrain picks it only for its own DynamicItemDataset.
         train_opts = {"collate_fn": sb.dataio.batch.PaddedBatch} | hparams["dataloader_opts"]
-        if train_data is not datasets["tr"]:
+        if train_data is not datasets[train_split]:
             # The dynamic-mixing dataset shards itself across DDP ranks: hand the Brain a loader,
             # or it would add a DistributedSampler and shard the epoch a second time.
             train_data = sb.dataio.dataloader.make_dataloader(train_data, **train_opts)
         separator.fit(
             hparams["epoch_counter"],
             train_data,
-            datasets["cv"],
+            datasets[valid_split],
             train_loader_kwargs=train_opts,
             valid_loader_kwargs=dict(hparams["valid_dataloader_opts"]),
         )
     # The best checkpoint by the key its folder holds (checkpoints.KNOWN_CHECKPOINT_KEYS: ours, published).
-    separator.evaluate(datasets["tt"], test_loader_kwargs=dict(hparams["test_dataloader_opts"]))
+    separator.evaluate(datasets[test_split], test_loader_kwargs=dict(hparams["test_dataloader_opts"]))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

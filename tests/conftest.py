@@ -112,6 +112,88 @@ def demand(noise_dir, official_metadata_dir, tmp_path_factory) -> Path:
     return demand_tree(noise_dir, official_metadata_dir / "file_splits.csv", tmp_path_factory.mktemp("demand"))
 
 
+@pytest.fixture(scope="session")
+def librimix_metadata_dir() -> Path:
+    """The public LibriMix metadata (its MIT licence beside it)."""
+    return _shared("librimix_metadata")
+
+
+#: LibriMix's CSV of each split folder (the generator's own mapping is what the tests check).
+LIBRIMIX_CSV_SUBSETS = {"train-100": "train-clean-100", "dev": "dev-clean", "test": "test-clean"}
+
+
+def librimix_tree(metadata: Path, speech: Path, noise: Path, dest: Path, n_spks: int, rows: int,
+                  short_noise: bool = True) -> tuple[Path, Path, Path]:
+    """A tiny Binaural LibriMix input: ``(metadata_dir, librispeech_root, wham_root)`` under ``dest``.
+
+    The first ``rows`` rows of each split's real LibriMix CSV; every LibriSpeech file they name
+    written as FLAC (the 12 real utterances, in turn) at its LibriSpeech path; every WHAM! file
+    they name written as a two-channel 16 kHz float wav of two different real noise recordings
+    (the first one 0.75 s long when ``short_noise``, so LibriMix's noise extension runs).
+    """
+    metadata_dir, librispeech, wham = dest / "metadata", dest / "LibriSpeech", dest / "wham_noise"
+    folder = metadata_dir / f"Libri{n_spks}Mix"
+    folder.mkdir(parents=True, exist_ok=True)
+    utterances = sorted(speech.glob("spk*_snt*.wav"))
+    noises = sorted(noise.glob("noise*.wav"))
+    written = 0
+    for subset in LIBRIMIX_CSV_SUBSETS.values():
+        name = f"libri{n_spks}mix_{subset}.csv"
+        with open(metadata / folder.name / name, newline="") as handle:
+            table = list(csv.DictReader(handle))[:rows]
+        with open(folder / name, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(table[0]))
+            writer.writeheader()
+            writer.writerows(table)
+        for number, row in enumerate(table):
+            for k in range(1, n_spks + 1):
+                target = librispeech / row[f"source_{k}_path"]
+                if not target.exists():
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    data, rate = sf.read(str(utterances[written % len(utterances)]), dtype="int16")
+                    sf.write(str(target), data, rate, format="FLAC", subtype="PCM_16")
+                    written += 1
+            target = wham / row["noise_path"]
+            if not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                left, _ = sf.read(str(noises[number % len(noises)]), dtype="float32")
+                right, _ = sf.read(str(noises[(number + 1) % len(noises)]), dtype="float32")
+                length = 12000 if short_noise and number == 0 else min(len(left), len(right), 80000)
+                sf.write(str(target), np.stack([left[:length], right[:length]], axis=1), 16000, subtype="FLOAT")
+    return metadata_dir, librispeech, wham
+
+
+#: Taps of the fake room responses (3000 at 16 kHz: 0.19 s).
+BRIR_TAPS = 3000
+
+
+def fake_brir(rir_dir: Path, k: int) -> np.ndarray:
+    """A stereo ``[taps, 2]`` room response from the real RIRs: two rooms' responses, the right
+    ear 6 samples later and 3 dB quieter (a source on the left)."""
+    rirs = [sf.read(str(rir_dir / f"rir{j}.wav"))[0] for j in (1, 2, 3, 4)]
+    left = rirs[k % 4][:BRIR_TAPS]
+    right = 0.7 * np.concatenate([np.zeros(6), rirs[(k + 1) % 4][: BRIR_TAPS - 6]])
+    fade = np.linspace(1, 0, 200)
+    brir = np.stack([np.pad(left, (0, BRIR_TAPS - len(left))), np.pad(right, (0, BRIR_TAPS - len(right)))], 1)
+    brir[-200:] *= fade[:, None]
+    return brir
+
+
+def catt_tree(rir_dir: Path, dest: Path, pairs) -> Path:
+    """``CATT_RIRs/Binaural/16k/<rt>/CATT_<rt>_<az>.wav`` (stereo int16, 16 kHz) for ``pairs``;
+    four distinct responses, linked."""
+    root = dest / "CATT_RIRs" / "Binaural" / "16k"
+    stock = dest / ".stock"
+    stock.mkdir(parents=True, exist_ok=True)
+    for k in range(4):
+        brir = fake_brir(rir_dir, k)
+        sf.write(str(stock / f"{k}.wav"), brir / np.max(np.abs(brir)) * 0.9, 16000, subtype="PCM_16")
+    for i, (rt, az) in enumerate(sorted(set(pairs))):
+        (root / rt).mkdir(parents=True, exist_ok=True)
+        os.symlink(stock / f"{i % 4}.wav", root / rt / f"CATT_{rt}_{az}.wav")
+    return dest / "CATT_RIRs"
+
+
 def official_subset(official_metadata_dir: Path, dest: Path, n_spks: int, split: str, rows: int) -> Path:
     """The first ``rows`` official mixtures of a split, in the official formats."""
     from binaural.data.metadata import metadata_paths

@@ -14,7 +14,7 @@ from conftest import PROJECT_ROOT
 PACKAGE = PROJECT_ROOT / "binaural"
 #: The commands a user runs: the only Python files at the top of the repository.
 COMMANDS = {
-    "create_binaural_wsj0mix.py", "metrics.py", "report.py", "separate.py", "synthetic_speech.py", "train.py",
+    "create_binaural_librimix.py", "create_binaural_wsj0mix.py", "metrics.py", "report.py", "separate.py", "synthetic_speech.py", "train.py",
 }
 #: The layers of the package, lowest first. A module imports from its own sub-package or from a
 #: sub-package of a LOWER rank, never from one of its rank or above: data and models stay apart,

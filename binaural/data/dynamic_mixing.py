@@ -57,7 +57,7 @@ import math
 from dataclasses import dataclass
 from math import gcd
 from pathlib import Path
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 import soundfile as sf
@@ -840,6 +840,9 @@ class DynamicMixingDataset(torch.utils.data.Dataset):
         subjects: training listeners; default the ``tr`` listeners of ``listener_split``. Listeners
             that the split holds out (cv/tt) are refused.
         talker_folders: WSJ0 folders the talkers come from (default ``si_tr_s``).
+        talker_scan: lists the talkers' utterances, ``(base_folder, talker_folders) -> {talker: [name]}``
+            (default :func:`scan_talkers`, the WSJ0 layout); the corpus gives its own
+            (:meth:`binaural.data.corpora.Corpus.dynamic_mixing_options`).
         listener_split / hrtf_split_seed: see :func:`training_listeners` (``"auto"``: the official
             CIPIC split, or ``split_subjects(all, hrtf_split_seed)`` for other sets: the split that
             own-mode metadata drawn with ``--seed hrtf_split_seed`` uses).
@@ -877,6 +880,7 @@ class DynamicMixingDataset(torch.utils.data.Dataset):
         subjects: Sequence[str] | None = None,
         *,
         talker_folders: Sequence[str] = ("si_tr_s",),
+        talker_scan: Callable[[Path, Sequence[str]], dict[str, list[str]]] | None = None,
         listener_split: str = "auto",
         hrtf_split_seed: int = 0,
         rank: int | None = None,
@@ -921,7 +925,7 @@ class DynamicMixingDataset(torch.utils.data.Dataset):
         min_len = sample_rate if min_utterance_len is None else int(min_utterance_len)
 
         # 1. Talkers and utterances: every header checked, files at another rate resampled once.
-        talkers = scan_talkers(self.base_folder, talker_folders)
+        talkers = (talker_scan or scan_talkers)(self.base_folder, talker_folders)
         names = [name for talker in sorted(talkers) for name in talkers[talker]]
         speech_cache = Path(cache_dir) / "speech" if cache_dir is not None else Path(str(self.base_folder).rstrip("/\\") + "_processed")
         self.catalogue = build_catalogue(

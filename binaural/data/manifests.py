@@ -27,9 +27,10 @@ class ManifestError(RecipeError):
     """Generated data that is absent or incomplete."""
 
 
-def manifest_path(savepath: str | Path, n_spks: int, split: str) -> Path:
-    """Where the CSV of ``split`` goes: ``savepath/binaural_wsj0-{n}mix_{split}.csv``."""
-    return Path(savepath) / manifest_name(n_spks, split)
+def manifest_path(savepath: str | Path, n_spks: int, split: str, corpus=None) -> Path:
+    """Where the CSV of ``split`` goes: ``savepath/binaural_wsj0-{n}mix_{split}.csv`` (WSJ0), or the name
+    ``corpus`` (:class:`binaural.data.corpora.Corpus`) gives it (``binaural_libri2mix_test.csv``)."""
+    return Path(savepath) / (corpus.manifest_name(n_spks, split) if corpus is not None else manifest_name(n_spks, split))
 
 
 def manifest_rows(folder: Path, n_spks: int, variant: DataVariant) -> list[dict[str, str]]:
@@ -82,6 +83,7 @@ def prepare_binaural_wsj0mix(
     splits: Sequence[str] = SPLITS,
     variant: DataVariant | None = None,
     skip_prep: bool = False,
+    corpus=None,
 ) -> dict[str, Path]:
     """Write the manifests of ``splits`` and return their paths.
 
@@ -95,9 +97,11 @@ def prepare_binaural_wsj0mix(
         The data set (default: clean); it names the folders and columns.
     skip_prep : bool
         Only return the paths (the user prepared the CSVs already).
+    corpus : binaural.data.corpora.Corpus, optional
+        Names the CSVs (default: Binaural WSJ0-mix's names).
     """
     variant = variant or CleanVariant()
-    paths = {split: manifest_path(savepath, n_spks, split) for split in splits}
+    paths = {split: manifest_path(savepath, n_spks, split, corpus) for split in splits}
     if skip_prep:
         return paths
     for split in splits:

@@ -187,6 +187,8 @@ class DatasetRecord:
     sources: dict[str, str] = field(default_factory=dict)
     metadata_sha256: dict[str, str] = field(default_factory=dict)
     parts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The dataset's name (the corpus's): None for Binaural WSJ0-mix, whose records predate it.
+    title: str | None = None
 
     @classmethod
     def path(cls, root: str | Path) -> Path:
@@ -208,7 +210,9 @@ class DatasetRecord:
             content = json.loads(path.read_text(encoding="utf-8"))
             if content.get("format") != RECORD_FORMAT:
                 raise ValueError(f"format {content.get('format')!r}, expected {RECORD_FORMAT}")
-            return cls(content["identity"], content["sources"], content["metadata_sha256"], content["parts"])
+            title = content.get("dataset")
+            return cls(content["identity"], content["sources"], content["metadata_sha256"], content["parts"],
+                       None if title == _wsj0_title(content["identity"]) else title)
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             raise DatasetError(
                 f"{path}: unreadable dataset record ({error}); restore it, or delete {Path(root)} and generate it again"
@@ -216,7 +220,7 @@ class DatasetRecord:
 
     def write(self, root: str | Path) -> None:
         """Write the record atomically (the tree never holds half a record)."""
-        content = {"format": RECORD_FORMAT, "dataset": f"Binaural WSJ0-{self.identity.get('n_spks')}mix",
+        content = {"format": RECORD_FORMAT, "dataset": self.title or _wsj0_title(self.identity),
                    "identity": self.identity, "sources": self.sources,
                    "metadata_sha256": self.metadata_sha256, "parts": self.parts}
         with atomic_text(self.path(root)) as stream:
@@ -248,6 +252,10 @@ class DatasetRecord:
 
     def status(self, freq: str, mode: str, split: str) -> str | None:
         return self.parts.get(part_name(freq, mode, split), {}).get("status")
+
+
+def _wsj0_title(identity: Mapping[str, Any]) -> str:
+    return f"Binaural WSJ0-{identity.get('n_spks')}mix"
 
 
 # ==================================================================================================

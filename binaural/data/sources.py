@@ -94,3 +94,63 @@ def ensure_binaural_wsj0mix_repo(
             "  3. or pass --metadata_dir and --hrtf_dir pointing to local copies of its metadata/ and "
             "CIPIC_hrtf_database/wav_database/ folders."
         ) from error
+
+
+# ==================================================================================================
+# Binaural LibriMix: LibriSpeech (OpenSLR 12), the LibriMix metadata, WHAM! noise
+# ==================================================================================================
+
+#: LibriSpeech's subsets as OpenSLR publishes them: archive size in bytes and MD5
+#: (https://www.openslr.org/resources/12/md5sum.txt; the sizes Kaldi's download_and_untar.sh checks).
+LIBRISPEECH_PUBLISHED: dict[str, tuple[int, str]] = {
+    "train-clean-100": (6387309499, "2a93770f6d5c6c964bc36631d331a522"),
+    "train-clean-360": (23049477885, "c0e676e450a7ff2f54aeade5171606fa"),
+    "dev-clean": (337926286, "42e2234ba48799c1f50f24a7926300a1"),
+    "test-clean": (346663984, "32fa31d27d2e1cad72775fee3f4849a9"),
+}
+
+
+def librispeech_archive(subset: str) -> RemoteArchive:
+    """The OpenSLR archive of one LibriSpeech subset (it unpacks to ``LibriSpeech/<subset>/``)."""
+    size, md5 = LIBRISPEECH_PUBLISHED[subset]
+    return RemoteArchive(
+        url=f"https://www.openslr.org/resources/12/{subset}.tar.gz", top_folder=f"LibriSpeech/{subset}",
+        required=(), size=size, md5=md5, max_unpacked_bytes=2 * size,  # FLAC does not compress further
+    )
+
+
+# GitHub branch archives change with every commit and are not byte-stable: no size or checksum;
+# integrity rests on Content-Length, the zip CRCs and the required members.
+LIBRIMIX_METADATA_ARCHIVE = RemoteArchive(
+    url="https://github.com/JorisCos/LibriMix/archive/refs/heads/master.zip",
+    top_folder="LibriMix-master",
+    required=("metadata/Libri2Mix", "metadata/Libri3Mix", "metadata/LibriSpeech"),
+    max_unpacked_bytes=512 << 20,
+)
+#: WHAM! noise (the URL LibriMix's generate_librimix.sh uses); no size or checksum is published.
+WHAM_NOISE_ARCHIVE = RemoteArchive(
+    url="https://my-bucket-a8b4b49c25c811ee9a7e8bba05fa24c7.s3.amazonaws.com/wham_noise.zip",
+    top_folder="wham_noise", required=("tt", "cv", "tr"),
+)
+
+
+def ensure_librispeech(root: Path, subsets: list[str], *, archives: dict[str, RemoteArchive] | None = None,
+                       progress: bool = True) -> Path:
+    """Make ``root`` hold ``root/<subset>/`` for each subset, downloading only the absent ones."""
+    for subset in subsets:
+        archive = (archives or {}).get(subset) or librispeech_archive(subset)
+        if not (Path(root) / subset).is_dir():
+            fetch_archive(archive, Path(root), progress=progress, name=subset)
+    return Path(root)
+
+
+def ensure_librimix_metadata(parent: Path, *, archive: RemoteArchive | None = None, progress: bool = True) -> Path:
+    """``parent/LibriMix-master`` (the LibriMix repository, its ``metadata/`` inside), downloaded if absent."""
+    archive = archive or LIBRIMIX_METADATA_ARCHIVE
+    return fetch_archive(archive, Path(parent), progress=progress, name=archive.top_folder)
+
+
+def ensure_wham_noise(parent: Path, *, archive: RemoteArchive | None = None, progress: bool = True) -> Path:
+    """``parent/wham_noise`` (WHAM! noise, 17.65 GB zipped), downloaded if absent."""
+    archive = archive or WHAM_NOISE_ARCHIVE
+    return fetch_archive(archive, Path(parent), progress=progress, name=archive.top_folder)

@@ -191,4 +191,17 @@ def write_atomic(path: Path, samples: np.ndarray, sample_rate: int, subtype: str
     """
     buffer = io.BytesIO()
     sf.write(buffer, samples, sample_rate, subtype=subtype, format="WAV")
-    atomic_bytes(path, buffer.getbuffer())
+    atomic_bytes(path, _without_write_time(buffer.getbuffer()))
+
+
+def _without_write_time(wav: memoryview) -> memoryview:
+    """The WAV bytes with the time stamp of libsndfile's ``PEAK`` chunk (float files) zeroed.
+
+    That stamp is the second the file was written: without this, two runs that compute the same
+    samples would write different bytes.
+    """
+    header = bytes(wav[:512])
+    at = header.find(b"PEAK")
+    if at >= 12 and header[8:12] == b"WAVE":
+        wav[at + 12 : at + 16] = b"\0\0\0\0"  # after the chunk id, its size and its version
+    return wav

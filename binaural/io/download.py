@@ -83,6 +83,7 @@ class RemoteArchive:
             when its files are at the top level.
         required: relative paths inside the extracted folder that must exist afterwards.
         sha256: hex digest of the archive, checked when known.
+        md5: hex MD5 of the archive, checked when known (what LibriSpeech publishes).
         size: archive size in bytes, checked when known.
         max_unpacked_bytes: the most its members may add up to once extracted (checked from the
             archive's directory before anything is extracted); None: :data:`MAX_UNPACK_RATIO`
@@ -95,6 +96,7 @@ class RemoteArchive:
     sha256: str | None = None
     size: int | None = None
     max_unpacked_bytes: int | None = None
+    md5: str | None = None
 
 
 
@@ -111,24 +113,30 @@ def _is_file_url(url: str) -> bool:
     return urllib.parse.urlsplit(url).scheme.lower() == "file"
 
 
-def sha256_of(path: Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
+def file_digest(path: Path, algorithm: str = "sha256") -> str:
+    """Hex digest (``sha256``, ``md5``) of a file, read in 1 MiB chunks."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(CHUNK_BYTES), b""):
             digest.update(chunk)
     return digest.hexdigest()
 
 
-def _verify(path: Path, sha256: str | None, size: int | None) -> str | None:
-    """Return why ``path`` does not match the expected size (bytes) / sha256, or None if it does."""
+def sha256_of(path: Path) -> str:
+    """Hex SHA-256 of a file."""
+    return file_digest(path, "sha256")
+
+
+def _verify(path: Path, sha256: str | None, size: int | None, md5: str | None = None) -> str | None:
+    """Return why ``path`` does not match the expected size (bytes) / sha256 / md5, or None if it does."""
     actual_size = path.stat().st_size
     if size is not None and actual_size != size:
         return f"size is {actual_size} bytes, expected {size}"
-    if sha256 is not None:
-        actual = sha256_of(path)
-        if actual.lower() != sha256.lower():
-            return f"sha256 is {actual}, expected {sha256}"
+    for algorithm, expected in (("sha256", sha256), ("md5", md5)):
+        if expected is not None:
+            actual = file_digest(path, algorithm)
+            if actual.lower() != expected.lower():
+                return f"{algorithm} is {actual}, expected {expected}"
     return None
 
 
@@ -244,6 +252,7 @@ def download_file(
     retries: int = 3,
     progress: bool = True,
     backoff_s: float | None = None,
+    md5: str | None = None,
 ) -> Path:
     """Download ``url`` to ``dest`` atomically, verifying length, size and checksum.
 
@@ -256,6 +265,7 @@ def download_file(
         dest: final path; its folder is created.
         sha256: expected hex digest, checked when given.
         size: expected size in bytes, checked when given.
+        md5: expected hex MD5, checked when given (a verified ``dest`` is reused as with sha256).
         timeout_s: socket timeout per blocking operation, seconds.
         retries: extra attempts after the first on transient errors (timeouts, resets,
             truncated transfers, HTTP 5xx/429).
@@ -274,7 +284,7 @@ def download_file(
     dest = Path(dest)
     _make_folder(dest.parent)
     with exclusive(_lock_path(dest), f"the download {dest}"):
-        return _download_locked(url, dest, sha256, size, timeout_s, retries, progress, backoff_s)
+        return _download_locked(url, dest, sha256, size, timeout_s, retries, progress, backoff_s, md5)
 
 
 def _make_folder(folder: Path) -> None:
@@ -292,11 +302,11 @@ def _lock_path(target: Path) -> Path:
 
 def _download_locked(
     url: str, dest: Path, sha256: str | None, size: int | None, timeout_s: float, retries: int, progress: bool,
-    backoff_s: float | None,
+    backoff_s: float | None, md5: str | None = None,
 ) -> Path:
     """:func:`download_file` once the target's lock is held."""
     part, validator_file = _part_paths(dest)
-    if dest.exists() and sha256 is not None and _verify(dest, sha256, size) is None:
+    if dest.exists() and (sha256 or md5) is not None and _verify(dest, sha256, size, md5) is None:
         return dest
     base_delay = RETRY_BACKOFF_S if backoff_s is None else backoff_s
     attempt = 0
@@ -316,7 +326,7 @@ def _download_locked(
             logger.warning("download of %s failed (%s); retrying in %.1f s", url, error, delay)
             time.sleep(delay)
             attempt += 1
-    problem = _verify(part, sha256, size)
+    problem = _verify(part, sha256, size, md5)
     if problem is not None:
         # Corrupt, not truncated: resuming would keep the bad bytes, so start over next time.
         part.unlink(missing_ok=True)
@@ -511,7 +521,8 @@ def _fetch_locked(archive: RemoteArchive, dest_dir: Path, name: str, final: Path
     suffix = _archive_suffix(archive.url)
     _remove_stale_extractions(dest_dir, name)  # ours: the lock guarantees no other extraction
     archive_path = download_file(
-        archive.url, dest_dir / f"{name}{suffix}", sha256=archive.sha256, size=archive.size, progress=progress
+        archive.url, dest_dir / f"{name}{suffix}", sha256=archive.sha256, size=archive.size, progress=progress,
+        md5=archive.md5,
     )
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=EXTRACTING_SUFFIX, dir=dest_dir))
     try:

@@ -16,6 +16,7 @@ import speechbrain as sb
 import torch
 
 from binaural.data.layout import freq_name
+from binaural.data.corpora import Corpus
 from binaural.data.record import GenerationOptions
 from binaural.errors import RecipeError
 from binaural.io.audio import read_float
@@ -33,10 +34,11 @@ def dataset_options(hparams: dict, splits: Sequence[str]) -> GenerationOptions:
         or its rates and length modes do not hold ``sample_rate`` and ``length_mode``.
     """
     options = hparams.get("dataset_options")
-    if not isinstance(options, GenerationOptions):
+    if options is None or not _has_corpus(options):
         raise RecipeError(
             "the hparams file has no `dataset_options: !new:binaural.data.record.GenerationOptions` (with `data_variant: "
-            "!new:binaural.data.variants.CleanVariant` or another variant): add them as hparams/convtasnet-parallel.yaml has them"
+            "!new:binaural.data.variants.CleanVariant` or another variant; LibriMix: binaural.data.librimix.LibriMixOptions): "
+            "add them as hparams/convtasnet-parallel.yaml has them"
         )
     freq = freq_name(hparams["sample_rate"])
     if freq not in options.freqs:
@@ -46,6 +48,14 @@ def dataset_options(hparams: dict, splits: Sequence[str]) -> GenerationOptions:
     if options.n_spks != hparams["num_spks"]:
         raise RecipeError(f"dataset_options has n_spks={options.n_spks} but num_spks is {hparams['num_spks']}")
     return dataclasses.replace(options, splits=tuple(splits), progress=sys.stderr.isatty())
+
+
+def _has_corpus(options: object) -> bool:
+    try:
+        Corpus.of(options)
+    except RecipeError:
+        return False
+    return True
 
 
 def read_binaural(path: str, sample_rate: int) -> torch.Tensor:
@@ -149,8 +159,7 @@ def training_set(
         return static_train
     factory = dynamic_mixing_factory(hparams)
     variant = options.variant
-    arguments = {"listener_split": "own"} if options.own_metadata else {}
-    arguments |= variant.dynamic_mixing_options()
+    arguments = Corpus.of(options).dynamic_mixing_options(options) | variant.dynamic_mixing_options()
     if variant.uses_hrtf and options.hrtf_dir is not None and str(options.hrtf_dir) != str(hparams["hrtf_dm"]):
         logger.warning(
             f"dynamic mixing places the talkers with hrtf_dm={hparams['hrtf_dm']}, but the data was generated with "

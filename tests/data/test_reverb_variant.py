@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import os
 import re
 import zipfile
 from pathlib import Path
@@ -14,7 +13,7 @@ from pyroomacoustics.experimental import measure_rt60
 from scipy.io import wavfile
 from scipy.signal import fftconvolve, resample_poly
 
-from conftest import official_subset, wsj_tree_for
+from conftest import catt_tree, official_subset, wsj_tree_for
 from binaural.data.generation import create_binaural_wsj0mix
 from create_binaural_wsj0mix import parse_args
 from binaural.data.variants import ReverbVariant
@@ -31,34 +30,6 @@ from binaural.data.rooms import (
     simulate_brir,
 )
 
-BRIR_TAPS = 3000
-
-
-def fake_brir(rir_dir: Path, k: int) -> np.ndarray:
-    """A stereo ``[taps, 2]`` room response from the real RIRs: two rooms' responses, the right
-    ear 6 samples later and 3 dB quieter (a source on the left)."""
-    rirs = [sf.read(str(rir_dir / f"rir{j}.wav"))[0] for j in (1, 2, 3, 4)]
-    left = rirs[k % 4][:BRIR_TAPS]
-    right = 0.7 * np.concatenate([np.zeros(6), rirs[(k + 1) % 4][: BRIR_TAPS - 6]])
-    fade = np.linspace(1, 0, 200)
-    brir = np.stack([np.pad(left, (0, BRIR_TAPS - len(left))), np.pad(right, (0, BRIR_TAPS - len(right)))], 1)
-    brir[-200:] *= fade[:, None]
-    return brir
-
-
-def catt_tree(rir_dir: Path, dest: Path, pairs) -> Path:
-    """``CATT_RIRs/Binaural/16k/<rt>/CATT_<rt>_<az>.wav`` (stereo int16, 16 kHz) for ``pairs``;
-    four distinct responses, linked."""
-    root = dest / "CATT_RIRs" / "Binaural" / "16k"
-    stock = dest / ".stock"
-    stock.mkdir(parents=True, exist_ok=True)
-    for k in range(4):
-        brir = fake_brir(rir_dir, k)
-        sf.write(str(stock / f"{k}.wav"), brir / np.max(np.abs(brir)) * 0.9, 16000, subtype="PCM_16")
-    for i, (rt, az) in enumerate(sorted(set(pairs))):
-        (root / rt).mkdir(parents=True, exist_ok=True)
-        os.symlink(stock / f"{i % 4}.wav", root / rt / f"CATT_{rt}_{az}.wav")
-    return dest / "CATT_RIRs"
 
 
 def reverb_rows(metadata: Path, split: str) -> list[dict]:

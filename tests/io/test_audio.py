@@ -162,3 +162,15 @@ def test_partial_files_of_a_killed_run_are_removed(tmp_path):
     (tmp_path / "a" / "x.wav").write_bytes(b"whole")
     assert remove_partial_files(tmp_path) == 1
     assert os.listdir(tmp_path / "a") == ["x.wav"]
+
+
+def test_a_float_wav_holds_no_write_time(tmp_path):
+    """The same samples give the same bytes whenever they are written: write_atomic zeroes the
+    write time libsndfile stamps into a float WAV's PEAK chunk (two generator runs from nothing
+    must give identical files)."""
+    data = np.random.default_rng(2).standard_normal((500, 2)).astype(np.float32)
+    write_atomic(tmp_path / "x.wav", data, 8000, subtype="FLOAT")
+    wav = (tmp_path / "x.wav").read_bytes()
+    peak = wav.find(b"PEAK")
+    assert peak > 0 and wav[peak + 12 : peak + 16] == bytes(4)
+    np.testing.assert_array_equal(sf.read(str(tmp_path / "x.wav"), dtype="float32")[0], data)

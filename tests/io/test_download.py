@@ -523,3 +523,68 @@ def test_default_archive_description() -> None:
     assert BINAURAL_WSJ0MIX_ARCHIVE.url.startswith("https://github.com/huangzj421/BinauralWSJ0Mix/")
     assert BINAURAL_WSJ0MIX_ARCHIVE.top_folder == TOP
     assert "CIPIC_hrtf_database/wav_database" in BINAURAL_WSJ0MIX_ARCHIVE.required
+
+
+# --------------------------------------------------------------------------------------------
+# LibriSpeech subsets (OpenSLR publishes a size and an MD5 per archive)
+# --------------------------------------------------------------------------------------------
+
+
+def librispeech_tar(subset: str) -> bytes:
+    """A LibriSpeech-shaped ``<subset>.tar.gz``: ``LibriSpeech/<subset>/<speaker>/<chapter>/<id>.flac``."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, data in {f"LibriSpeech/{subset}/19/198/19-198-0000.flac": bytes(range(256)) * 64,
+                           "LibriSpeech/README.TXT": b"LibriSpeech ASR corpus\n"}.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def served_librispeech(base: str, state: ServerState, **changes: object) -> tuple[bytes, RemoteArchive]:
+    data = librispeech_tar("test-clean")
+    state.files["/test-clean.tar.gz"] = data
+    state.etags["/test-clean.tar.gz"] = '"v1"'
+    published = sources.librispeech_archive("test-clean")
+    values = {"url": f"{base}/test-clean.tar.gz", "size": len(data), "md5": hashlib.md5(data).hexdigest()} | changes
+    return data, replace(published, **values)
+
+
+def test_librispeech_subset_is_fetched_checked_and_not_fetched_again(
+    tmp_path: Path, server: tuple[str, ServerState], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base, state = server
+    _, archive = served_librispeech(base, state)
+    root = sources.ensure_librispeech(tmp_path / "LibriSpeech", ["test-clean"], archives={"test-clean": archive},
+                                      progress=False)
+    assert (root / "test-clean" / "19" / "198" / "19-198-0000.flac").read_bytes() == bytes(range(256)) * 64
+    assert leftovers(root) == []
+    monkeypatch.setattr(urllib.request, "urlopen", _no_network)  # already there: no request at all
+    sources.ensure_librispeech(root, ["test-clean"], archives={"test-clean": archive}, progress=False)
+    assert len(state.requests) == 1
+
+
+def test_librispeech_with_a_wrong_md5_is_refused_and_deleted(tmp_path: Path, server: tuple[str, ServerState]) -> None:
+    base, state = server
+    _, archive = served_librispeech(base, state, md5="0" * 32)
+    with pytest.raises(DownloadError) as info:
+        sources.ensure_librispeech(tmp_path, ["test-clean"], archives={"test-clean": archive}, progress=False)
+    assert "md5 is" in str(info.value) and archive.url in str(info.value)
+    assert not (tmp_path / "test-clean").exists() and leftovers(tmp_path) == []
+
+
+def test_librispeech_cut_transfer_is_resumed_and_checked(tmp_path: Path, server: tuple[str, ServerState]) -> None:
+    base, state = server
+    data, archive = served_librispeech(base, state)
+    state.truncate_first = 1
+    sources.ensure_librispeech(tmp_path, ["test-clean"], archives={"test-clean": archive}, progress=False)
+    assert [r.get("Range") for r in state.requests] == [None, f"bytes={len(data) // 2}-"]
+    assert (tmp_path / "test-clean" / "19" / "198" / "19-198-0000.flac").is_file()
+
+
+def test_published_librispeech_archives_are_checked_by_size_and_md5() -> None:
+    archive = sources.librispeech_archive("test-clean")
+    assert archive.url == "https://www.openslr.org/resources/12/test-clean.tar.gz"
+    assert (archive.size, archive.md5) == (346663984, "32fa31d27d2e1cad72775fee3f4849a9")
+    assert archive.top_folder == "LibriSpeech/test-clean"

@@ -115,7 +115,7 @@ def unused_keys(yaml_text: str, source: str) -> list[str]:
     return unused
 
 
-@pytest.mark.parametrize("name", ALL_FILES)
+@pytest.mark.parametrize("name", ALL_FILES + sorted(f"librimix/{p.stem}" for p in (HPARAMS_DIR / "librimix").glob("*.yaml")))
 def test_every_top_level_key_is_used(name):
     """Fails when someone adds a key that nothing reads (a silent no-op for users who override it)."""
     text = (HPARAMS_DIR / f"{name}.yaml").read_text()
@@ -230,8 +230,7 @@ def test_dynamic_mixing_is_wired_in_every_file(name, tmp_path):
 
 def test_variant_generation_defaults(tmp_path):
     """Each file's dataset_options: its variant object, with the generator's defaults, and every data key."""
-    import train
-
+    from binaural.data.layout import SPLITS
     from binaural.training.data import dataset_options
     noise = load("convtasnet-parallel-noise", tmp_path, **TINY)
     options = dataset_options(noise, ["tt"])
@@ -242,7 +241,7 @@ def test_variant_generation_defaults(tmp_path):
     reverb = load("convtasnet-parallel-reverb", tmp_path, **TINY)
     assert dataset_options(reverb, ["tt"]).variant == data_variants.ReverbVariant(None, "per_ear", room_seed=0)
     clean = load("convtasnet-parallel", tmp_path, **TINY, n_mixtures={"tr": 4, "cv": 2, "tt": 1}, generation_seed=7)
-    options = dataset_options(clean, train.SPLITS)
+    options = dataset_options(clean, SPLITS)
     assert options.variant == data_variants.CleanVariant() and (options.seed, options.n_mixtures["cv"]) == (7, 2)
     three = load("convtasnet-parallel-3spk", tmp_path, **TINY)
     with pytest.raises(RecipeError, match="two-talker"):
