@@ -53,6 +53,7 @@ import argparse
 import logging
 import math
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -65,6 +66,7 @@ from binaural.separation.separator import (
     ENGINES,
     BinauralSeparator,
     SeparationError,
+    streaming_figures,
 )
 from binaural.training.checkpoints import one_line
 
@@ -225,7 +227,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     separated: list[tuple[Path, list[Path]]] = []  # (input, estimates) for --report
     for path in inputs:
         try:
+            started = time.perf_counter()
             written = separator.separate_file(path, args.output_dir, args.streaming, args.chunk_ms, args.subtype)
+            elapsed = time.perf_counter() - started
         except WriteError as error:  # the output folder: permissions, a full disk...
             failures += 1
             print(f"separate.py: error: {path}: its estimates could not be written to {args.output_dir} "
@@ -236,6 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"separate.py: error: {error}", file=sys.stderr)
             continue
         print(f"{path} -> {', '.join(str(p) for p in written)}")
+        if args.streaming:
+            print(streaming_figures(path, elapsed, separator.latency_ms(args.chunk_ms)))
         separated.append((path, written))
     if args.report and separated:
         from binaural.evaluation.report import write_separation_page  # matplotlib: imported only when a page is asked for

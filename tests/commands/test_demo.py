@@ -11,11 +11,14 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
+import soundfile
 from conftest import PROJECT_ROOT
 
 import train
@@ -37,9 +40,9 @@ SHRINK = [
 ]
 
 
-def demo_command(tmp: Path, *extra: str) -> list[str]:
+def demo_command(tmp: Path, *extra: str, yaml: str = "hparams/demo.yaml") -> list[str]:
     return [
-        sys.executable, "train.py", "hparams/demo.yaml",
+        sys.executable, "train.py", yaml,
         "--data_folder", str(tmp / "data" / "binaural"),
         "--wsj_root", str(tmp / "data" / "synthetic"),
         "--output_folder", str(tmp / "out"),
@@ -101,6 +104,48 @@ def test_demo_with_cipic_listeners(tmp_path, cipic_dir):
     run_demo(demo_command(tmp_path, "--hrtf_dir", str(cipic_dir)))
     mixtures = sorted((tmp_path / "data" / "binaural" / "wav8k" / "min" / "tt" / "mix").glob("*.wav"))
     assert len(mixtures) == 2 and all(p.name.startswith("subject") for p in mixtures)
+
+
+def readme_causal_demo_block() -> list[list[str]]:
+    """The README's causal-demo commands (the indented block that starts with its train.py line), split."""
+    text = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    block = text[text.index("    python train.py hparams/demo-causal.yaml\n"):].split("\n\n", 1)[0]
+    return [shlex.split(line) for line in block.replace("\\\n", " ").splitlines()]
+
+
+def test_the_causal_demo_streams_with_every_engine_and_exports_onnx(tmp_path, monkeypatch, capsys):
+    """The README's causal-demo block as written, from a folder holding nothing: the demo (shrunk, in
+    its default folders) trains the causal model offline; its experiment streams the demo's test
+    mixtures with torch, numba and onnx (the same estimates within 1e-4; each file with its RTF and
+    latency) and exports the ONNX step."""
+    from separate import main
+
+    train_line, *separate_lines = readme_causal_demo_block()
+    assert train_line == ["python", "train.py", "hparams/demo-causal.yaml"]
+    assert {line[-1] for line in separate_lines[:3]} == {"8", "numba", "onnx"}
+    command = [sys.executable, str(PROJECT_ROOT / "train.py"), str(PROJECT_ROOT / train_line[2]), *SHRINK]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    for line in separate_lines:
+        assert line[:2] == ["python", "separate.py"]
+        assert main(line[2:]) == 0, line
+    printed = capsys.readouterr().out
+    mixtures = sorted(Path("results/demo/data/binaural_wsj0-2mix/wav8k/min/tt/mix").glob("*.wav"))
+    assert len(mixtures) == 2
+    figures = re.findall(r"\.wav: RTF \d+\.\d{3} \(\d+\.\d\d s for \d\.\d\d s of audio\), "
+                         r"algorithmic latency (\d+) ms", printed)
+    assert figures == ["9", "9", "3", "3", "9", "9"], printed  # two files per engine: 8, 2, 8 ms chunks
+    for mixture in mixtures:
+        for talker in (1, 2):
+            name = f"{mixture.stem}_s{talker}.wav"
+            torch_estimate, rate = soundfile.read(Path("out/demo-causal/torch") / name)
+            assert rate == 8000 and torch_estimate.shape == soundfile.read(mixture)[0].shape
+            for engine in ("numba", "onnx"):
+                estimate = soundfile.read(Path("out/demo-causal") / engine / name)[0]
+                assert np.abs(estimate - torch_estimate).max() <= 1e-4, (engine, name)
+    assert Path("model.onnx").stat().st_size > 0 and Path("model.json").is_file()
 
 
 def test_demo_defaults(tmp_path, monkeypatch):
