@@ -49,6 +49,7 @@ from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.image import imsave
+from matplotlib.ticker import MaxNLocator
 
 from binaural.io.atomic import atomic_path
 from binaural.evaluation.metrics import METRIC_UNITS
@@ -73,7 +74,8 @@ LABELS = {
     "delta_ITD": "ΔITD", "delta_ITD_fine": "ΔITD (1/16 sample, |ITD| ≤ 1 ms)", "delta_ILD": "ΔILD",
 }
 # The histograms: the separation quality and the two binaural-cue errors of the published table.
-DISTRIBUTIONS = ("snr_i", "delta_ITD", "delta_ILD")
+# ΔITD at whole-sample lags (spikes at multiples of 1/rate) and at 1/16 sample, side by side.
+DISTRIBUTIONS = ("snr_i", "delta_ITD", "delta_ITD_fine", "delta_ILD")
 # The metrics shown beside each example of the listening page; the first one orders the examples.
 EXAMPLE_METRICS = ("snr_i", "delta_ITD", "delta_ILD")
 
@@ -295,6 +297,7 @@ def training_curve(folder: Path, out: Path) -> tuple[ReportFigure | None, str | 
         if stage in curves:
             axes.plot(*curves[stage], style, label=stage, markersize=4)
     axes.set_xlabel("epoch")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole: no 1.5 tick
     axes.set_ylabel(f"{quantity} (dB) = −logged {key}" if quantity else f"{key} (as logged)")
     axes.set_title(f"Training curve ({quantity or key})")
     axes.grid(alpha=0.3)
@@ -330,19 +333,37 @@ def distributions(rows: list[dict], out: Path) -> tuple[ReportFigure | None, str
     return ReportFigure("Distributions over the test set", out.name, "Distributions", caption), note
 
 
-def _binned_means(x: np.ndarray, y: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:
-    """Mean of ``y`` in bins of ``width`` over ``x`` (bin centres, means), empty bins left out."""
+#: A bin of at most this many mixtures is drawn hollow: its mean is one or two points, not a trend.
+SPARSE_BIN = 2
+
+
+def _binned_means(x: np.ndarray, y: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean of ``y`` in bins of ``width`` over ``x``: (bin centres, means, counts), empty bins left out."""
     edges = np.arange(0.0, x.max() + width, width)
     if len(edges) < 2:
         edges = np.array([0.0, width])
     index = np.clip(np.digitize(x, edges) - 1, 0, len(edges) - 2)
-    centres, means = [], []
+    centres, means, counts = [], [], []
     for b in range(len(edges) - 1):
         chosen = index == b
         if chosen.any():
             centres.append((edges[b] + edges[b + 1]) / 2)
             means.append(y[chosen].mean())
-    return np.asarray(centres), np.asarray(means)
+            counts.append(int(chosen.sum()))
+    return np.asarray(centres), np.asarray(means), np.asarray(counts, dtype=int)
+
+
+def _draw_binned_means(axes, centres: np.ndarray, means: np.ndarray, counts: np.ndarray, width: float) -> None:
+    """The binned means as a line, each bin's count written above it (``n=3``); bins of at most
+    SPARSE_BIN mixtures hollow, so that a mean of one or two mixtures is not read as a trend."""
+    axes.plot(centres, means, "k-", linewidth=1)
+    solid = counts > SPARSE_BIN
+    axes.plot(centres[solid], means[solid], "ko", markersize=4, label=f"mean per {width:.0f}° bin")
+    if (~solid).any():
+        axes.plot(centres[~solid], means[~solid], "o", markersize=6, markerfacecolor="none", markeredgecolor="k",
+                  label=f"bin of ≤ {SPARSE_BIN} mixtures")
+    for centre, mean, count in zip(centres, means, counts):
+        axes.annotate(f"n={count}", (centre, mean), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
 
 
 def against_separation(rows: list[dict], out: Path) -> tuple[ReportFigure | None, str | None]:
@@ -366,8 +387,7 @@ def against_separation(rows: list[dict], out: Path) -> tuple[ReportFigure | None
         usable = known & np.isfinite(y)
         axes = figure.add_subplot(1, len(metrics), index)
         axes.scatter(separations[usable], y[usable], s=12, alpha=0.5, color=f"C{index - 1}", label="mixtures")
-        centres, means = _binned_means(separations[usable], y[usable], width)
-        axes.plot(centres, means, "k-o", markersize=4, label=f"mean per {width:.0f}° bin")
+        _draw_binned_means(axes, *_binned_means(separations[usable], y[usable], width), width)
         axes.set_xlabel("angular separation |az1 − az2| (degrees)")
         axes.set_ylabel(_label(metric))
         axes.grid(alpha=0.3)
@@ -377,7 +397,8 @@ def against_separation(rows: list[dict], out: Path) -> tuple[ReportFigure | None
     note = f"{skipped} test name(s) without azimuths left out of the separation plot." if skipped else None
     caption = (
         f"{' and '.join(LABELS[m] for m in metrics)} against the talkers' angular separation (minimum pairwise "
-        "|Δazimuth| for 3 talkers); points: mixtures, line: binned mean."
+        "|Δazimuth| for 3 talkers); points: mixtures, line: binned mean, `n=` the mixtures in each bin (hollow: "
+        f"{SPARSE_BIN} or fewer)."
     )
     heading = "Against the talkers' angular separation"
     return ReportFigure(heading, out.name, "Against angular separation", caption), note
@@ -713,6 +734,12 @@ def _averages(rows: list[dict], average: dict | None) -> tuple[list[tuple[str, s
     return table, note
 
 
+def _cell(text: str) -> str:
+    """``text`` for a Markdown table cell: ``|`` escaped (GFM splits a row on every unescaped pipe,
+    inside code spans too) and line breaks as spaces."""
+    return " ".join(str(text).replace("|", "\\|").split())
+
+
 def render_markdown(content: ReportContent) -> str:
     """``report.md``: title, summary, averages table, figures (each under its heading), notes."""
     sections = [
@@ -722,7 +749,8 @@ def render_markdown(content: ReportContent) -> str:
     ]
     if content.averages:
         lines = ["| metric | average | unit |", "| --- | ---: | --- |"]
-        lines += [f"| {label} (`{column}`) | {_format(value)} | {unit} |" for label, column, value, unit in content.averages]
+        lines += [f"| {_cell(label)} (`{_cell(column)}`) | {_format(value)} | {_cell(unit)} |"
+                  for label, column, value, unit in content.averages]
         sections += ["## Test averages", "\n".join(lines)]
     for figure in content.figures:
         sections += [f"## {figure.heading}", f"![{figure.alt}]({figure.image})\n\n*{figure.caption}*"]

@@ -433,3 +433,51 @@ def test_saved_examples_are_pcm16_stereo_at_the_models_rate_with_one_factor(tmp_
         samples, _ = sf.read(str(target))
         ild = 10 * np.log10(np.sum(samples[:, 0] ** 2) / np.sum(samples[:, 1] ** 2))
         assert ild == pytest.approx(-20 * np.log10(0.5 + 0.3 * k), abs=0.05)
+
+
+# ---------------------------------------------------------------------------------- a true report
+def _table_rows(markdown: str) -> list[list[str]]:
+    """The cells of each Markdown table row, split as GFM does: on unescaped ``|`` only."""
+    rows = []
+    for line in markdown.splitlines():
+        if line.startswith("|"):
+            cells = re.split(r"(?<!\\)\|", line.strip())[1:-1]
+            rows.append([cell.strip() for cell in cells])
+    return rows
+
+
+def test_the_markdown_table_keeps_every_value_in_its_column(results):
+    """ΔITD (1/16 sample, |ITD| ≤ 1 ms) holds pipes: escaped, its row still has three cells, the value second."""
+    text = write_report(results).read_text(encoding="utf-8")
+    rows = _table_rows(text)
+    assert rows[0] == ["metric", "average", "unit"]
+    assert all(len(row) == 3 for row in rows), [row for row in rows if len(row) != 3]
+    fine = [row for row in rows if "`delta_ITD_fine`" in row[0]]
+    assert len(fine) == 1 and r"\|ITD\|" in fine[0][0] and fine[0][2] == "µs"
+    _, avg = read_results(results / "test_results.csv")
+    assert float(fine[0][1]) == pytest.approx(float(avg["delta_ITD_fine"]), abs=0.006)
+
+
+def _saved_figures(monkeypatch) -> dict[str, object]:
+    """The report's matplotlib figures by file name, kept as they are saved."""
+    from binaural.evaluation import report
+
+    figures, save = {}, report._save
+    monkeypatch.setattr(report, "_save", lambda figure, path: (figures.__setitem__(path.name, figure), save(figure, path)))
+    return figures
+
+
+def test_fine_itd_beside_itd_counts_per_bin_and_whole_epochs(results, monkeypatch):
+    figures = _saved_figures(monkeypatch)
+    write_report(results)
+    histograms = [axes.get_xlabel() for axes in figures[FIGURES["distributions"]].axes]
+    assert histograms[1:3] == ["ΔITD (µs)", "ΔITD (1/16 sample, |ITD| ≤ 1 ms) (µs)"], histograms
+    separation = figures[FIGURES["separation"]].axes[0]
+    counts = [int(t.get_text()[2:]) for t in separation.texts if t.get_text().startswith("n=")]
+    usable = sum(separation_of(name) is not None for name in NAMES)
+    assert sum(counts) == usable and counts  # every mixture in one bin, each bin labelled
+    hollow = [line for line in separation.lines if line.get_markerfacecolor() == "none"]
+    assert hollow and len(hollow[0].get_xdata()) == sum(c <= 2 for c in counts)
+    curve = figures[FIGURES["curve"]].axes[0]
+    ticks = [tick for tick in curve.get_xticks() if curve.get_xlim()[0] <= tick <= curve.get_xlim()[1]]
+    assert ticks and all(float(tick).is_integer() for tick in ticks), ticks
