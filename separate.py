@@ -246,7 +246,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.report and separated:
         from binaural.evaluation.report import write_separation_page  # matplotlib: imported only when a page is asked for
 
-        print(f"listening page: {write_separation_page(args.output_dir, separated, separator.source)}")
+        page = write_separation_page(args.output_dir, separated, separator.source, separator.sample_rate)
+        print(f"listening page: {page}")
     if failures:
         print(f"separate.py: {failures} of {len(inputs)} input(s) failed", file=sys.stderr)
     return 1 if failures else 0

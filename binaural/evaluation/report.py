@@ -34,6 +34,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import html
+import json
 import math
 import os
 import re
@@ -51,6 +52,7 @@ from matplotlib.figure import Figure
 from matplotlib.image import imsave
 from matplotlib.ticker import MaxNLocator
 
+from binaural.data.layout import CHOSEN_EXAMPLES_NAME
 from binaural.io.atomic import atomic_path
 from binaural.evaluation.metrics import METRIC_UNITS
 from binaural.errors import RecipeError
@@ -158,11 +160,13 @@ def read_results(path: Path) -> tuple[list[dict], dict | None]:
     return rows, average
 
 
-def parse_azimuths(name: str) -> list[float] | None:
-    """Azimuths (degrees) from ``subject_utt1_az1_el1_utt2_az2_el2[_utt3_az3_el3]``, else None.
+def parse_directions(name: str) -> tuple[str, list[tuple[float, float]]] | None:
+    """(listener, [(azimuth, elevation) per talker], degrees) from the generator's test names
+    ``listener_utt1_az1_el1_utt2_az2_el2[_utt3_az3_el3]`` (e.g. ``subject15_...``, ``sphere03_...``), else None.
 
-    The name is split on ``_`` (subject names and WSJ0 utterance ids have none; a negative azimuth
-    keeps its ``-``), so the azimuths are parts 2, 5 (and 8). A directory or ``.wav`` is ignored.
+    The name is split on ``_`` (listener names and WSJ0 utterance ids have none; a negative azimuth
+    keeps its ``-``), so the azimuths are parts 2, 5 (and 8), the elevations the parts after them.
+    A directory or ``.wav`` is ignored.
     """
     stem = Path(str(name).strip()).name
     if stem.lower().endswith(".wav"):
@@ -171,13 +175,30 @@ def parse_azimuths(name: str) -> list[float] | None:
     if len(parts) not in (7, 10):
         return None
     try:
-        azimuths = [float(parts[k]) for k in range(2, len(parts), 3)]
-        [float(parts[k]) for k in range(3, len(parts), 3)]  # elevations: also numbers in a real name
+        directions = [(float(parts[k]), float(parts[k + 1])) for k in range(2, len(parts), 3)]
     except ValueError:
         return None
-    if not all(math.isfinite(a) for a in azimuths):
+    if not all(math.isfinite(a) for a, _ in directions):
         return None
-    return azimuths
+    return parts[0], directions
+
+
+def parse_azimuths(name: str) -> list[float] | None:
+    """Azimuths (degrees) from ``subject_utt1_az1_el1_utt2_az2_el2[_utt3_az3_el3]``, else None
+    (:func:`parse_directions`)."""
+    parsed = parse_directions(name)
+    return [azimuth for azimuth, _ in parsed[1]] if parsed else None
+
+
+def directions_text(name: str) -> str | None:
+    """The talkers' directions of a test name for the page, e.g. ``subject15: talker 1 az 30° el 56°;
+    talker 2 az 10° el 62°``; None when the name does not spell them."""
+    parsed = parse_directions(name)
+    if parsed is None:
+        return None
+    listener, directions = parsed
+    talkers = "; ".join(f"talker {k} az {az:g}° el {el:g}°" for k, (az, el) in enumerate(directions, start=1))
+    return f"listener {listener}: {talkers}"
 
 
 def angular_separation(azimuths: Sequence[float]) -> float:
@@ -427,6 +448,8 @@ class Example:
     targets: tuple[Path, ...]
     estimates: tuple[Path, ...]
     metrics: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    #: Why the test stage saved it (``chosen_examples.json``: "first 10", "best SNRi"...); empty if unknown.
+    chosen_as: tuple[str, ...] = ()
 
     @property
     def score(self) -> float:
@@ -507,6 +530,21 @@ def find_example(folder: Path) -> tuple[Path, list[Path], list[Path]] | None:
     if not examples:
         return None
     return examples[0].mixture, list(examples[0].targets), list(examples[0].estimates)
+
+
+def chosen_examples(examples: Sequence[Example]) -> tuple[list[Example], str | None]:
+    """The examples the test stage chose, each with why, and the rule it followed, from the
+    ``chosen_examples.json`` beside them (train.py's test stage); all of them and None without one
+    (a folder from before it) or when it is unreadable. Other wavs there (an earlier run's) are left out."""
+    if not examples:
+        return [], None
+    try:
+        record = json.loads((examples[0].mixture.parent / CHOSEN_EXAMPLES_NAME).read_text(encoding="utf-8"))
+        reasons, rule = dict(record["examples"]), str(record["rule"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return list(examples), None
+    chosen = [dataclasses.replace(e, chosen_as=tuple(reasons[e.name])) for e in examples if e.name in reasons]
+    return chosen, rule
 
 
 def with_metrics(examples: Sequence[Example], rows: Sequence[dict]) -> list[Example]:
@@ -787,6 +825,7 @@ figure { margin: 1rem 0; } figure img { max-width: 100%; height: auto; }
 figcaption { font-style: italic; color: #444; }
 .scroll { overflow-x: auto; }
 .examples td.name { min-width: 9rem; max-width: 14rem; }
+.examples .note { font-size: 0.8em; color: #444; }
 .examples td.files { min-width: 15rem; }
 .examples .file + .file { margin-top: 0.5rem; padding-top: 0.4rem; border-top: 1px dashed #d0d0d6; }
 .examples .role { font-size: 0.8rem; font-weight: 600; }
@@ -814,6 +853,13 @@ def _file_block(role: str, label: str, path: Path, thumbnail: str | None, folder
             f'<a href="{link}">{html.escape(path.name)}</a></div>')
 
 
+def _name_notes(example: Example) -> str:
+    """Below an example's name: the talkers' directions its name spells, and why it was saved."""
+    notes = [directions_text(example.name)]
+    notes.append(f"chosen as: {', '.join(example.chosen_as)}" if example.chosen_as else None)
+    return "".join(f'<br><span class="note">{html.escape(note)}</span>' for note in notes if note)
+
+
 def _examples_table(examples: Sequence[Example], thumbnails: Sequence[dict[Path, str | None]], folder: Path,
                     item: str) -> str:
     """One row per example: rank (best and worst marked), name, metrics, the mixture, then one cell
@@ -829,7 +875,7 @@ def _examples_table(examples: Sequence[Example], thumbnails: Sequence[dict[Path,
     for index, (example, names) in enumerate(zip(examples, thumbnails)):
         mark = marks.get(index)
         cells = [f"<td>{index + 1}" + (f' <strong class="mark">{mark}</strong>' if mark else "") + "</td>",
-                 f'<td class="name"><code>{html.escape(example.name)}</code></td>']
+                 f'<td class="name"><code>{html.escape(example.name)}</code>{_name_notes(example)}</td>']
         cells += [f'<td class="num">{_format(float(example.metrics.get(m, math.nan)))}</td>' for m in metrics]
         for group in groups:
             blocks = [_file_block(role, role[len(group):].strip(), path, names[path], folder)
@@ -920,9 +966,14 @@ def write_report(results_folder: str | os.PathLike) -> Path:
         figure, note = make(folder / name)
         figures += [figure] if figure else []
         notes += [note] if note else []
-    examples = order_by_score(with_metrics(saved, rows))
+    chosen, rule = chosen_examples(saved)
+    examples = order_by_score(with_metrics(chosen, rows))
+    how = rule or ("How they were chosen is not recorded (no `chosen_examples.json`, a folder from an earlier "
+                   "version): they may be the first `n_audio_to_save` test mixtures only, and best and worst mark "
+                   "the best and worst of them, not of the test set.")
     listening = (
-        f"{len(examples)} saved example(s), best {LABELS[EXAMPLE_METRICS[0]]} first. Every file is stereo: "
+        f"{len(examples)} saved example(s) of {len(rows)} test mixtures, best {LABELS[EXAMPLE_METRICS[0]]} first. "
+        f"{how} Each row gives the talkers' directions where the test name spells them. Every file is stereo: "
         "with headphones, each talker is heard where it is. Each file is scaled by its own factor, the "
         "same for both ears: levels compare between the ears of a file, not between files."
         if examples else "No saved examples: the test stage writes them into `audio_results/` with `save_audio: True`."
@@ -940,7 +991,8 @@ def write_report(results_folder: str | os.PathLike) -> Path:
 
 
 def write_separation_page(
-    output_dir: str | os.PathLike, separated: Sequence[tuple[Path, Sequence[Path]]], model: str
+    output_dir: str | os.PathLike, separated: Sequence[tuple[Path, Sequence[Path]]], model: str,
+    model_rate: int | None = None,
 ) -> Path:
     """The listening page of ``separate.py --report``: ``output_dir/report.html``, one row per recording.
 
@@ -949,6 +1001,8 @@ def write_separation_page(
     separated : (mixture, estimates) per recording, in the page's order; the estimates are those
         ``separate.py`` wrote (``NAME_s1.wav``...), the mixture is linked where it is.
     model : where the weights came from (shown on the page).
+    model_rate : the model's sample rate (Hz): the estimates hold nothing above half of it, which the
+        page says (their spectrograms are blank there when the recording's rate is higher).
     """
     folder = Path(output_dir)
     examples = [Example(Path(mix).stem, Path(mix), (), tuple(Path(p) for p in estimates)) for mix, estimates in separated]
@@ -959,6 +1013,8 @@ def write_separation_page(
         listening=(
             "The mixture as recorded and each talker's estimate, stereo: with headphones, each talker is "
             "heard where it is."
+            + (f" The model runs at {model_rate} Hz: the estimates (resampled back to each recording's rate) hold "
+               f"nothing above {model_rate / 2000:g} kHz, so their spectrograms are blank there." if model_rate else "")
         ),
         item="recording",
     )

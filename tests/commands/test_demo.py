@@ -8,6 +8,7 @@ corpus. The report hook of the test stage is covered too, failure included.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -67,7 +68,17 @@ def check_results(out: Path, n_test: int) -> None:
     rows = (out / "test_results.csv").read_text().strip().splitlines()
     assert rows[0].startswith("snt_id,") and len(rows) == n_test + 2 and rows[-1].startswith("avg,")
     audio = sorted(p.name for p in (out / "audio_results").glob("*.wav"))
-    assert len(audio) == 5 and sum(name.endswith("_mix.wav") for name in audio) == 1  # mix, 2 targets, 2 estimates
+    scored = sorted((float(row.split(",")[header.index("snr_i")]), row.split(",")[0])
+                    for row in rows[1:-1] for header in [rows[0].split(",")])
+    best, worst = scored[-1][1], scored[0][1]
+    # The first (n_audio_to_save 1), and the test set's true worst and best (chosen after scoring, the
+    # one that is not the first separated again): each a mix, 2 targets and 2 estimates, no `item` prefix.
+    assert sorted(name for name in audio if name.endswith("_mix.wav")) == sorted({f"{best}_mix.wav", f"{worst}_mix.wav"})
+    assert len(audio) == 5 * len({best, worst})
+    chosen = json.loads((out / "audio_results" / "chosen_examples.json").read_text())["examples"]
+    assert "best SNRi" in chosen[best] and "worst SNRi" in chosen[worst]
+    page = (out / "report.html").read_text()
+    assert f"<code>{best}</code>" in page and f"<code>{worst}</code>" in page and "chosen as: " in page
     report = (out / "report.md").read_text()
     assert "## Test averages" in report and "SNRi" in report
     assert len(re.findall(r"<audio ", (out / "report.html").read_text())) == len(audio)  # the listening page
