@@ -8,8 +8,9 @@ Reads what the recipe leaves in a SpeechBrain output folder:
   ``epoch: N, lr: ... - train loss: X, ... - valid loss: Y, ...`` (this recipe) or
   ``... - train si-snr: X - valid si-snr: Y`` (SpeechBrain's separation recipes). Both log the
   loss, a NEGATIVE SNR, so the curves show −X and −Y (dB);
-- ``audio_results/`` (optional, also looked for under ``save/``): ``item<id>_mix.wav``,
-  ``item<id>_source<k>.wav`` (target) and ``item<id>_source<k>hat.wav`` (estimate), stereo.
+- ``audio_results/`` (optional, also looked for under ``save/``): ``<id>_mix.wav``,
+  ``<id>_source<k>.wav`` (target) and ``<id>_source<k>hat.wav`` (estimate), stereo (the published
+  recipe's ``item<id>_...`` too), and ``chosen_examples.json``: why the test stage saved each.
 
 Writes next to ``test_results.csv``:
 - ``report.md`` and its figures: training curve, distributions of SNRi / ΔITD / ΔILD, SNRi and ΔITD
@@ -18,7 +19,7 @@ Writes next to ``test_results.csv``:
 - ``report.html``, the listening page: the same table and figures, then one row per saved example,
   ordered by SNRi (best first; best and worst marked) with its SNRi, ΔITD and ΔILD, a player for the
   mixture, each target and each estimate (stereo files: with headphones, each talker is heard where
-  it is), and a small spectrogram of each (``report_files/``: left ear above right ear). The page is
+  it is), and a small spectrogram of each (``report_files/``: left ear above right ear, with time and frequency axes). The page is
   plain HTML and CSS with relative links: it works opened from disk (``file://``), fetches nothing
   from the network and needs no JavaScript. :func:`write_separation_page` makes the same page for
   ``separate.py --report`` (mixtures and estimates, no references, so no metrics).
@@ -49,7 +50,6 @@ import soundfile as sf
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.image import imsave
 from matplotlib.ticker import MaxNLocator
 
 from binaural.data.layout import CHOSEN_EXAMPLES_NAME
@@ -665,7 +665,8 @@ def example_figure(examples: Sequence[Example], out: Path) -> tuple[ReportFigure
 THUMBNAIL_FRAMES = 320
 THUMBNAIL_BINS = 96
 # Shown size (CSS pixels) of a thumbnail on the page.
-THUMBNAIL_SIZE = (240, 96)
+THUMBNAIL_SIZE = (300, 150)
+THUMBNAIL_DPI = 100
 
 
 def spectrogram_image(samples: np.ndarray, rate: int) -> np.ndarray:
@@ -684,6 +685,29 @@ def spectrogram_image(samples: np.ndarray, rate: int) -> np.ndarray:
     return np.vstack(rows[:-1])
 
 
+def thumbnail_figure(image: np.ndarray, rate: int, duration_s: float, colours, levels: tuple[float, float]) -> Figure:
+    """A thumbnail of :func:`spectrogram_image` with its axes: time (s) below, frequency (kHz, 0 to
+    ``rate / 2``) on the left of each ear's panel (L above R), ``levels`` (dB) the colour range."""
+    figure = Figure(figsize=(THUMBNAIL_SIZE[0] / THUMBNAIL_DPI, THUMBNAIL_SIZE[1] / THUMBNAIL_DPI))
+    FigureCanvasAgg(figure)
+    axes = figure.add_axes((0.16, 0.2, 0.82, 0.77))
+    axes.imshow(image, cmap=colours, vmin=levels[0], vmax=levels[1], origin="lower", aspect="auto", interpolation="nearest",
+                extent=(0.0, duration_s, 0.0, image.shape[0]))
+    rows = (image.shape[0] - 1) // 2  # per ear; one NaN row between the ears
+    nyquist_khz = rate / 2000
+    if rows:  # each ear from 0 to the Nyquist frequency; the panels' names inside them
+        axes.set_yticks([0, rows / 2, rows + 1, rows * 1.5 + 1, 2 * rows + 1],
+                        ["0", f"{nyquist_khz / 2:g}", "0", f"{nyquist_khz / 2:g}", f"{nyquist_khz:g}"])
+        for name, bottom in (("R", 0), ("L", rows + 1)):
+            axes.text(0.98, (bottom + rows * 0.85) / image.shape[0], name, transform=axes.transAxes, fontsize=7,
+                      color="white", ha="right", va="center", bbox={"facecolor": "black", "alpha": 0.5, "pad": 1})
+    axes.xaxis.set_major_locator(MaxNLocator(nbins=4))
+    axes.tick_params(labelsize=6, length=2, pad=1)
+    axes.set_xlabel("time (s)", fontsize=6, labelpad=1)
+    axes.set_ylabel("kHz", fontsize=6, labelpad=1)
+    return figure
+
+
 def write_thumbnails(examples: Sequence[Example], folder: Path) -> list[dict[Path, str | None]]:
     """One spectrogram PNG per file of each example, in ``folder``; per example {file: PNG name or None}.
 
@@ -699,6 +723,7 @@ def write_thumbnails(examples: Sequence[Example], folder: Path) -> list[dict[Pat
     colours = colormaps["magma"].with_extremes(bad="white")
     for rank, example in enumerate(examples, start=1):
         images: dict[Path, np.ndarray | None] = {}
+        spans: dict[Path, tuple[int, float]] = {}  # (rate Hz, duration s)
         for _, path in example.files():
             try:
                 samples, rate = _read_wav(path)
@@ -707,6 +732,7 @@ def write_thumbnails(examples: Sequence[Example], folder: Path) -> list[dict[Pat
                 continue
             usable = len(samples) > 1 and np.isfinite(samples).all()
             images[path] = spectrogram_image(samples, rate) if usable else None
+            spans[path] = (rate, len(samples) / rate)
         levels = [float(np.nanmax(i)) for i in images.values() if i is not None]
         names: dict[Path, str | None] = {}
         for role, path in example.files():
@@ -717,9 +743,10 @@ def write_thumbnails(examples: Sequence[Example], folder: Path) -> list[dict[Pat
             name = f"example{rank:0{width}d}_{role.replace('talker ', 'talker').replace(' ', '_')}.png"
             top = max(levels)
 
-            def save(temporary: str, image=image, top=top) -> None:
-                imsave(temporary, image, cmap=colours, vmin=top - SPECTROGRAM_RANGE_DB, vmax=top,
-                       origin="lower", format="png")
+            figure = thumbnail_figure(image, *spans[path], colours, (top - SPECTROGRAM_RANGE_DB, top))
+
+            def save(temporary: str, figure=figure) -> None:
+                figure.savefig(temporary, format="png", dpi=THUMBNAIL_DPI)
 
             _write_atomic(folder / name, save)
             written.add(name)
@@ -846,7 +873,7 @@ def _file_block(role: str, label: str, path: Path, thumbnail: str | None, folder
     else:
         width, height = THUMBNAIL_SIZE
         picture = (f'<img src="{_href(folder / PAGE_FILES / thumbnail, folder)}" width="{width}" height="{height}" '
-                   f'alt="{html.escape(role, quote=True)}: spectrogram, left ear above right ear">')
+                   f'alt="{html.escape(role, quote=True)}: spectrogram (time in s, frequency in kHz), left ear above right ear">')
     caption = f'<span class="role">{html.escape(label)}</span>' if label else ""
     return (f'<div class="file">{caption}<audio controls preload="metadata" src="{link}" '
             f'title="{html.escape(role, quote=True)}"></audio>{picture}'

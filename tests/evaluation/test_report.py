@@ -510,3 +510,23 @@ def test_the_page_says_how_examples_were_chosen_and_where_the_talkers_are(demo_r
     assert by_name[names[3]][1] == "chosen as: worst SNRi, x" and by_name[names[0]][1] == "chosen as: first 1"
     # sphere04_003c0103_-65_0_003c0204_15_0: the spherical head, two talkers
     assert by_name[names[3]][0] == "listener sphere04: talker 1 az -65° el 0°; talker 2 az 15° el 0°", names[3]
+
+
+def test_thumbnails_have_time_and_frequency_axes(demo_results):
+    """Each thumbnail: time (s) below, kHz from 0 to half the file's rate for each ear (L above R)."""
+    from matplotlib import colormaps
+
+    from binaural.evaluation.report import THUMBNAIL_SIZE, thumbnail_figure
+
+    write_report(demo_results)
+    thumbnail = sorted((demo_results / PAGE_FILES).glob("*.png"))[0]
+    assert imread(thumbnail).shape[:2] == (THUMBNAIL_SIZE[1], THUMBNAIL_SIZE[0])
+    samples, rate = sf.read(sorted((demo_results / "audio_results").glob("*_mix.wav"))[0])
+    image = spectrogram_image(samples, rate)
+    figure = thumbnail_figure(image, rate, len(samples) / rate, colormaps["magma"], (-80.0, 0.0))
+    axes = figure.axes[0]
+    assert axes.get_xlabel() == "time (s)" and axes.get_ylabel() == "kHz"
+    assert axes.get_xlim() == pytest.approx((0.0, len(samples) / rate))
+    labels = [label.get_text() for label in axes.get_yticklabels()]
+    assert labels == ["0", "2", "0", "2", "4"]  # 8 kHz files: 0-4 kHz per ear
+    assert sorted(text.get_text() for text in axes.texts) == ["L", "R"]
