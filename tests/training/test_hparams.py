@@ -204,7 +204,7 @@ def test_demo_is_the_parallel_file_shrunk(tmp_path):
     assert sum(p.numel() for p in small["Model"].parameters()) < sum(p.numel() for p in full["Model"].parameters())
 
 
-def test_the_causal_demo_is_the_demo_made_causal(tmp_path):
+def test_the_causal_demo_is_the_demo_made_causal(tmp_path, monkeypatch):
     """demo-causal.yaml: demo.yaml but for experiment_name and the causal model's settings (a
     streamable model: every engine and the ONNX export accept it); the same data folders."""
     from binaural.realtime.streaming import check_streamable
@@ -220,6 +220,7 @@ def test_the_causal_demo_is_the_demo_made_causal(tmp_path):
     check_streamable(hp["Model"])
     with pytest.raises(RecipeError, match="gLN"):
         check_streamable(plain["Model"])
+    monkeypatch.chdir(tmp_path)  # loading makes the checkpoint folder: not in the repository
     demo_yaml = load_hyperpyyaml((HPARAMS_DIR / "demo-causal.yaml").read_text())
     assert demo_yaml["output_folder"] == "results/demo-causal/1234"
     assert demo_yaml["data_folder"] == "results/demo/data/binaural_wsj0-2mix"  # the demo's data, reused
