@@ -418,7 +418,10 @@ class Separation(sb.Brain):
             self.checkpointer.save_and_keep_only(meta={CKPT_KEY: -stage_loss}, max_keys=[CKPT_KEY])
         elif stage == sb.Stage.TEST:
             if self.hparams.save_audio and if_main_process():
-                self.save_chosen_examples()
+                try:
+                    self.save_chosen_examples()
+                except (RecipeError, OSError) as error:  # examples are a view: the test results still get written
+                    logger.error(f"the chosen test examples could not be saved ({error}); the page shows the others")
             self.write_test_results(stage_loss)
 
     def write_test_results(self, stage_loss: float) -> None:

@@ -224,3 +224,21 @@ def test_a_report_failure_is_logged_and_keeps_the_results(tmp_path, monkeypatch,
         train.Separation.write_test_results(brain, -1.0)  # does not raise
     assert (tmp_path / "test_results.csv").is_file() and not (tmp_path / "report.md").exists()
     assert "no figures today" in caplog.text and "report.py" in caplog.text
+
+
+def test_examples_that_cannot_be_saved_keep_the_test_results(tmp_path, caplog):
+    """A failure while saving the chosen examples (a full disk...) is logged; the results are still written."""
+    import speechbrain as sb
+
+    from binaural.io.atomic import WriteError
+
+    written = []
+
+    def no_room() -> None:
+        raise WriteError(f"{tmp_path}/audio_results: no space left on device")
+
+    brain = SimpleNamespace(hparams=SimpleNamespace(save_audio=True), save_chosen_examples=no_room,
+                            write_test_results=written.append)
+    with caplog.at_level(logging.ERROR):
+        train.Separation.on_stage_end(brain, sb.Stage.TEST, -1.0)
+    assert written == [-1.0] and "no space left on device" in caplog.text
