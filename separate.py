@@ -38,7 +38,7 @@ held in memory: the input as ``binaural.io.audio.read_float`` reads it, the esti
 
 ``--streaming`` runs a causal model (``hparams/convtasnet-parallel-causal.yaml``) chunk by chunk
 with :class:`binaural.realtime.streaming.StreamingTasNet`, as a live input would be, and prints the algorithmic
-latency (chunk + encoder window - hop); its output equals the offline causal model's. With
+latency (chunk + encoder window - hop) and each file's RTF; its output equals the offline causal model's. With
 ``--engine numba`` the same step runs compiled, one call per chunk (:mod:`binaural.realtime.numba_engine`, the
 fast CPU engine); with ``--engine onnx`` as an ONNX model in onnxruntime (:mod:`binaural.realtime.onnx_engine`);
 ``--export_onnx MODEL.onnx`` writes that model and ``MODEL.json`` (rate, chunk, hop, latency, state
