@@ -13,6 +13,11 @@ through the same code path.
         [--variant clean|noise|reverb] [--noise_root D] [--binaural_noise [demand|diffuse]]
         [--brir_dir B|simulate] [--reproduce_published_reverb]
 
+For example, the 8 kHz "min" Binaural WSJ0-2mix of the published recipe (official metadata and
+CIPIC HRTFs, downloaded when absent):
+
+    python create_binaural_wsj0mix.py --wsj_root /data/wsj --output_dir /data/binaural_wsj0-2mix --freqs 8k --modes min
+
 Output: ``O/wav{8k,16k}/{min,max}/{tr,cv,tt}/{mix,s1,s2[,s3]}/NAME.wav``, stereo int16, and the
 dataset record ``O/binaural_wsj0mix.json`` (:mod:`binaural.data.record`), written before the first wav: a rerun
 with the same options resumes (writes are atomic and finished files are skipped), a run with other
@@ -45,27 +50,35 @@ from binaural.data.variants import DataVariant
 from binaural.errors import run_generator
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """--help: the docstring (its example) as written, and every option's default."""
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--wsj_root", required=True, help="folder that contains wsj0/")
-    parser.add_argument("--output_dir", required=True, help="where wav8k/ and wav16k/ are written")
-    parser.add_argument("--n_spks", type=int, default=2, choices=(2, 3))
-    parser.add_argument("--freqs", nargs="+", default=list(FREQS), choices=FREQS)
-    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
-    parser.add_argument("--splits", nargs="+", default=list(SPLITS), choices=SPLITS)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=_HelpFormatter)
+    required = {"required": True, "default": argparse.SUPPRESS}  # no "(default: None)" in --help
+    parser.add_argument("--wsj_root", **required, help="folder that contains wsj0/ (required)")
+    parser.add_argument("--output_dir", **required, help="where wav8k/ and wav16k/ are written (required)")
+    parser.add_argument("--n_spks", type=int, default=2, choices=(2, 3), help="talkers per mixture: WSJ0-2mix or -3mix")
+    parser.add_argument("--freqs", nargs="+", default=list(FREQS), choices=FREQS, help="sample rates to write")
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES,
+                        help="length modes: min cuts a mixture to its shortest talker, max pads to the longest")
+    parser.add_argument("--splits", nargs="+", default=list(SPLITS), choices=SPLITS,
+                        help="training, validation, test")
     parser.add_argument("--metadata_dir", help="official metadata folder (downloaded when absent)")
     parser.add_argument(
         "--hrtf_dir",
-        help="CIPIC wav_database folder (downloaded when absent); own mode also takes a SOFA "
-        "file/folder or 'spherical' (default there)",
+        help="CIPIC wav_database folder (None: downloaded); own mode also takes a SOFA file/folder or "
+        "'spherical' (None there: the spherical head)",
     )
-    parser.add_argument("--num_workers", type=int, default=None, help="processes (default: all cores)")
+    parser.add_argument("--num_workers", type=int, default=None, help="processes (None: all cores)")
     parser.add_argument("--own_metadata", action="store_true", help="draw new metadata instead of the official one")
-    parser.add_argument("--n_mixtures", type=int, nargs="+", default=[20000, 5000, 3000], help="own mode: per split")
+    parser.add_argument("--n_mixtures", type=int, nargs="+", default=[20000, 5000, 3000],
+                        help="own mode: mixtures per split (tr cv tt)")
     parser.add_argument("--seed", type=int, default=0, help="own mode: seed of the draw; also seeds simulated rooms")
-    parser.add_argument("--repo_dir", help=f"where the public archive goes (default: OUTPUT_DIR/../{REPO_FOLDER})")
+    parser.add_argument("--repo_dir", help=f"where the public archive goes (None: OUTPUT_DIR/../{REPO_FOLDER})")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.add_argument("--variant", choices=DataVariant.names(), default="clean", help="the data set (default: clean)")
+    parser.add_argument("--variant", choices=DataVariant.names(), default="clean", help="the data set")
     for variant in DataVariant._registry.values():
         variant.add_arguments(parser)
     return parser.parse_args(argv)

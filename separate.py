@@ -38,7 +38,7 @@ held in memory: the input as ``binaural.io.audio.read_float`` reads it, the esti
 
 ``--streaming`` runs a causal model (``hparams/convtasnet-parallel-causal.yaml``) chunk by chunk
 with :class:`binaural.realtime.streaming.StreamingTasNet`, as a live input would be, and prints the algorithmic
-latency (chunk + encoder window - hop); its output equals the offline causal model's. With
+latency (chunk + encoder window - hop) and each file's RTF; its output equals the offline causal model's. With
 ``--engine numba`` the same step runs compiled, one call per chunk (:mod:`binaural.realtime.numba_engine`, the
 fast CPU engine); with ``--engine onnx`` as an ONNX model in onnxruntime (:mod:`binaural.realtime.onnx_engine`);
 ``--export_onnx MODEL.onnx`` writes that model and ``MODEL.json`` (rate, chunk, hop, latency, state
@@ -53,6 +53,7 @@ import argparse
 import logging
 import math
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -65,6 +66,7 @@ from binaural.separation.separator import (
     ENGINES,
     BinauralSeparator,
     SeparationError,
+    streaming_figures,
 )
 from binaural.training.checkpoints import one_line
 
@@ -121,23 +123,28 @@ def _positive_float(text: str) -> float:
     return value
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """--help: the examples as written, and every option's default."""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="separate.py", description=__doc__.split("\n\n")[0] if __doc__ else None,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    model = parser.add_argument_group("model (either --experiment, or --hparams and --checkpoint)")
-    model.add_argument("--experiment", type=Path, help="experiment folder of train.py (results/<name>/<seed>)")
-    model.add_argument("--hparams", type=Path, help="recipe YAML declaring Model")
+    parser = argparse.ArgumentParser(  # the docstring's title and examples
+        prog="separate.py", description="\n\n".join((__doc__ or "").split("\n\n")[:2]), formatter_class=_HelpFormatter)
+    model = parser.add_argument_group("model (required: either --experiment, or --hparams and --checkpoint)")
+    model.add_argument("--experiment", type=Path, help="experiment folder of train.py (results/<name>/<seed>); "
+                                                       "required unless --hparams and --checkpoint are given")
+    model.add_argument("--hparams", type=Path, help="recipe YAML declaring Model (with --checkpoint)")
     model.add_argument("--checkpoint", type=Path, help="checkpoint folder (<experiment>/save/CKPT+...)")
     model.add_argument("--min_key", help="pick the checkpoint with the lowest value of this meta key")
     model.add_argument("--max_key", help="pick the checkpoint with the highest value of this meta key")
     model.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                        help="hparams override (repeatable), e.g. --override sample_rate=16000")
-    model.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1... (default cpu)")
-    parser.add_argument("--input", type=Path, help="a two-channel audio file, or a folder of them (required)")
-    parser.add_argument("--output_dir", type=Path, help="where NAME_s1.wav... are written (required)")
-    parser.add_argument("--streaming", action="store_true", help="run a causal model chunk by chunk")
+    model.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1...")
+    parser.add_argument("--input", type=Path, help="a two-channel audio file, or a folder of them (required "
+                                                   "unless --export_onnx)")
+    parser.add_argument("--output_dir", type=Path, help="where NAME_s1.wav... are written (required unless --export_onnx)")
+    parser.add_argument("--streaming", action="store_true", help="run the model chunk by chunk; needs a causal model "
+                        "(cLN, causal convolutions: hparams/demo-causal.yaml, convtasnet-parallel-causal.yaml)")
     parser.add_argument("--chunk_ms", type=_positive_float, default=8.0,
                         help="streaming chunk in ms (a multiple of the hop)")
     parser.add_argument("--engine", choices=ENGINES, default="torch",
@@ -211,13 +218,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.streaming:
             separator.use_engine(args.engine, args.chunk_ms)
             chunk = separator.chunk_samples(args.chunk_ms)
-            window_ms = 1000 * separator.model.kernel_size / separator.sample_rate
-            hop_ms = 1000 * separator.model.stride / separator.sample_rate
-            print(
-                f"streaming: chunks of {args.chunk_ms:g} ms ({chunk} samples); algorithmic latency "
-                f"{separator.latency_ms(args.chunk_ms):g} ms = chunk {args.chunk_ms:g} ms + encoder window "
-                f"{window_ms:g} ms - hop {hop_ms:g} ms"
-            )
+            window_ms, hop_ms = (1000 * n / separator.sample_rate for n in (separator.model.kernel_size, separator.model.stride))
+            print(f"streaming: chunks of {args.chunk_ms:g} ms ({chunk} samples); algorithmic latency "
+                  f"{separator.latency_ms(args.chunk_ms):g} ms = chunk {args.chunk_ms:g} ms + encoder window "
+                  f"{window_ms:g} ms - hop {hop_ms:g} ms")
     except RecipeError as error:  # the set-up: experiment, checkpoint, options (2); an input file (1)
         print(f"separate.py: error: {error}", file=sys.stderr)
         return 2 if isinstance(error, SeparationError) else 1
@@ -225,7 +229,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     separated: list[tuple[Path, list[Path]]] = []  # (input, estimates) for --report
     for path in inputs:
         try:
+            started = time.perf_counter()
             written = separator.separate_file(path, args.output_dir, args.streaming, args.chunk_ms, args.subtype)
+            elapsed = time.perf_counter() - started
         except WriteError as error:  # the output folder: permissions, a full disk...
             failures += 1
             print(f"separate.py: error: {path}: its estimates could not be written to {args.output_dir} "
@@ -236,11 +242,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"separate.py: error: {error}", file=sys.stderr)
             continue
         print(f"{path} -> {', '.join(str(p) for p in written)}")
+        if args.streaming:
+            print(streaming_figures(path, elapsed, separator.latency_ms(args.chunk_ms)))
         separated.append((path, written))
     if args.report and separated:
         from binaural.evaluation.report import write_separation_page  # matplotlib: imported only when a page is asked for
 
-        print(f"listening page: {write_separation_page(args.output_dir, separated, separator.source)}")
+        page = write_separation_page(args.output_dir, separated, separator.source, separator.sample_rate)
+        print(f"listening page: {page}")
     if failures:
         print(f"separate.py: {failures} of {len(inputs)} input(s) failed", file=sys.stderr)
     return 1 if failures else 0

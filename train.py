@@ -31,6 +31,7 @@ in dB (negative SNR, lower is better).
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -161,6 +162,7 @@ class Separation(sb.Brain):
         self.n_train_batches = 0
         self.test_rows: list[dict] = []
         self.n_audio_saved = 0
+        self.saved_ids: set[str] = set()
         self.train_stats: dict = {}
 
     # ---------------------------------------------------------------------------------- forward
@@ -322,21 +324,54 @@ class Separation(sb.Brain):
                 order = list(best_permutation(targets_i, estimates_i))
                 self.save_audio(utt_id, mix_i, targets_i, estimates_i[..., order])
                 self.n_audio_saved += 1
+                self.saved_ids.add(utt_id)
+
+    @torch.no_grad()
+    def save_chosen_examples(self) -> None:
+        """After scoring: the audio of the test utterances ``choose_examples`` picks beyond the first N
+        (the true best, worst and SNRi quantiles), separated again from ``self.test_dataset`` (a few
+        utterances; keeping every estimate of the test stage would not fit in memory), and
+        ``chosen_examples.json`` saying which were chosen and why."""
+        from binaural.data.layout import CHOSEN_EXAMPLES_NAME
+        from binaural.evaluation.metrics import best_permutation
+        from binaural.io.atomic import atomic_text
+        from binaural.training.examples import choice_rule, choose_examples
+
+        n_first = self.hparams.n_audio_to_save
+        chosen = choose_examples(self.test_rows, n_first)
+        dataset = getattr(self, "test_dataset", None)
+        index = {utt_id: i for i, utt_id in enumerate(getattr(dataset, "data_ids", []))}
+        for utt_id in [u for u in chosen if u not in self.saved_ids]:
+            if utt_id not in index:  # no dataset to separate it again from (a caller's own Brain use)
+                chosen.pop(utt_id)
+                continue
+            mix, targets, _ = stack_signals(sb.dataio.batch.PaddedBatch([dataset[index[utt_id]]]), self.hparams.num_spks)
+            model = getattr(self.modules.model, "module", self.modules.model)  # this rank alone: not through DDP
+            with self.evaluation_ctx:
+                estimates = model(mix.to(self.device))[0].float().cpu()  # [time, ear, speaker]
+            mix, targets = mix[0], targets[0]
+            self.save_audio(utt_id, mix, targets, estimates[..., list(best_permutation(targets, estimates))])
+            self.saved_ids.add(utt_id)
+        folder = Path(self.hparams.audio_results_folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_text(folder / CHOSEN_EXAMPLES_NAME) as handle:
+            json.dump({"rule": choice_rule(n_first, len(self.test_rows)), "examples": chosen}, handle, indent=1)
 
     def save_audio(
         self, utt_id: str, mix: torch.Tensor, targets: torch.Tensor, estimates: torch.Tensor
     ) -> None:
         """Stereo wavs of one test utterance in ``audio_results_folder`` (published file names).
 
-        ``item<id>_mix.wav``, ``item<id>_source<k>.wav`` (target) and ``item<id>_source<k>hat.wav``
-        (estimate, in the target's order); each file is normalised with one factor for both ears.
+        ``<id>_mix.wav``, ``<id>_source<k>.wav`` (target) and ``<id>_source<k>hat.wav`` (estimate, in
+        the target's order; the published names without their ``item`` prefix); each file is
+        normalised with one factor for both ears.
         """
         folder = Path(self.hparams.audio_results_folder)
         rate = self.hparams.sample_rate
-        save_binaural_wav(folder / f"item{utt_id}_mix.wav", mix, rate)
+        save_binaural_wav(folder / f"{utt_id}_mix.wav", mix, rate)
         for k in range(targets.shape[-1]):
-            save_binaural_wav(folder / f"item{utt_id}_source{k + 1}.wav", targets[..., k], rate)
-            save_binaural_wav(folder / f"item{utt_id}_source{k + 1}hat.wav", estimates[..., k], rate)
+            save_binaural_wav(folder / f"{utt_id}_source{k + 1}.wav", targets[..., k], rate)
+            save_binaural_wav(folder / f"{utt_id}_source{k + 1}hat.wav", estimates[..., k], rate)
 
     def on_evaluate_start(self, max_key=None, min_key=None):
         """Load the best intact checkpoint (``binaural.training.checkpoints.IntactCheckpointer.find_best_checkpoint``:
@@ -360,6 +395,7 @@ class Separation(sb.Brain):
         elif stage == sb.Stage.TEST:
             self.test_rows = []
             self.n_audio_saved = 0
+            self.saved_ids = set()
 
     def on_stage_end(self, stage, stage_loss, epoch=None):
         if stage == sb.Stage.TRAIN:
@@ -381,6 +417,11 @@ class Separation(sb.Brain):
             # Keeps the latest checkpoint (to resume) and the best one by validation SNR.
             self.checkpointer.save_and_keep_only(meta={CKPT_KEY: -stage_loss}, max_keys=[CKPT_KEY])
         elif stage == sb.Stage.TEST:
+            if self.hparams.save_audio and if_main_process():
+                try:
+                    self.save_chosen_examples()
+                except (RecipeError, OSError) as error:  # examples are a view: the test results still get written
+                    logger.error(f"the chosen test examples could not be saved ({error}); the page shows the others")
             self.write_test_results(stage_loss)
 
     def write_test_results(self, stage_loss: float) -> None:
@@ -519,6 +560,7 @@ def run(hparams_file: str, hparams: dict, run_opts, overrides: str) -> None:
             train_loader_kwargs=train_opts,
             valid_loader_kwargs=dict(hparams["valid_dataloader_opts"]),
         )
+    separator.test_dataset = datasets["tt"]  # save_chosen_examples separates the chosen ones again
     # The best checkpoint by the key its folder holds (checkpoints.KNOWN_CHECKPOINT_KEYS: ours, published).
     separator.evaluate(datasets[test_split], test_loader_kwargs=dict(hparams["test_dataloader_opts"]))
 

@@ -38,6 +38,9 @@ NOISE_DRAWS_FOLDER = "noise_metadata"
 DEMAND_FOLDER = "DEMAND"
 CATT_FOLDER = "CATT_RIRs"
 SIMULATED_BRIR_FOLDER = "simulated_brirs"
+#: In an experiment's audio_results/: which test utterances were saved and why ({"rule": sentence,
+#: "examples": {snt_id: [reason, ...]}}), written by train.py's test stage, read by the listening page.
+CHOSEN_EXAMPLES_NAME = "chosen_examples.json"
 
 
 def freq_name(sample_rate: int) -> str:

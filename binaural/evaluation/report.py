@@ -8,8 +8,9 @@ Reads what the recipe leaves in a SpeechBrain output folder:
   ``epoch: N, lr: ... - train loss: X, ... - valid loss: Y, ...`` (this recipe) or
   ``... - train si-snr: X - valid si-snr: Y`` (SpeechBrain's separation recipes). Both log the
   loss, a NEGATIVE SNR, so the curves show −X and −Y (dB);
-- ``audio_results/`` (optional, also looked for under ``save/``): ``item<id>_mix.wav``,
-  ``item<id>_source<k>.wav`` (target) and ``item<id>_source<k>hat.wav`` (estimate), stereo.
+- ``audio_results/`` (optional, also looked for under ``save/``): ``<id>_mix.wav``,
+  ``<id>_source<k>.wav`` (target) and ``<id>_source<k>hat.wav`` (estimate), stereo (the published
+  recipe's ``item<id>_...`` too), and ``chosen_examples.json``: why the test stage saved each.
 
 Writes next to ``test_results.csv``:
 - ``report.md`` and its figures: training curve, distributions of SNRi / ΔITD / ΔILD, SNRi and ΔITD
@@ -18,7 +19,7 @@ Writes next to ``test_results.csv``:
 - ``report.html``, the listening page: the same table and figures, then one row per saved example,
   ordered by SNRi (best first; best and worst marked) with its SNRi, ΔITD and ΔILD, a player for the
   mixture, each target and each estimate (stereo files: with headphones, each talker is heard where
-  it is), and a small spectrogram of each (``report_files/``: left ear above right ear). The page is
+  it is), and a small spectrogram of each (``report_files/``: left ear above right ear, with time and frequency axes). The page is
   plain HTML and CSS with relative links: it works opened from disk (``file://``), fetches nothing
   from the network and needs no JavaScript. :func:`write_separation_page` makes the same page for
   ``separate.py --report`` (mixtures and estimates, no references, so no metrics).
@@ -34,6 +35,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import html
+import json
 import math
 import os
 import re
@@ -48,8 +50,9 @@ import soundfile as sf
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.image import imsave
+from matplotlib.ticker import MaxNLocator
 
+from binaural.data.layout import CHOSEN_EXAMPLES_NAME
 from binaural.io.atomic import atomic_path
 from binaural.evaluation.metrics import METRIC_UNITS
 from binaural.errors import RecipeError
@@ -73,7 +76,8 @@ LABELS = {
     "delta_ITD": "ΔITD", "delta_ITD_fine": "ΔITD (1/16 sample, |ITD| ≤ 1 ms)", "delta_ILD": "ΔILD",
 }
 # The histograms: the separation quality and the two binaural-cue errors of the published table.
-DISTRIBUTIONS = ("snr_i", "delta_ITD", "delta_ILD")
+# ΔITD at whole-sample lags (spikes at multiples of 1/rate) and at 1/16 sample, side by side.
+DISTRIBUTIONS = ("snr_i", "delta_ITD", "delta_ITD_fine", "delta_ILD")
 # The metrics shown beside each example of the listening page; the first one orders the examples.
 EXAMPLE_METRICS = ("snr_i", "delta_ITD", "delta_ILD")
 
@@ -156,11 +160,13 @@ def read_results(path: Path) -> tuple[list[dict], dict | None]:
     return rows, average
 
 
-def parse_azimuths(name: str) -> list[float] | None:
-    """Azimuths (degrees) from ``subject_utt1_az1_el1_utt2_az2_el2[_utt3_az3_el3]``, else None.
+def parse_directions(name: str) -> tuple[str, list[tuple[float, float]]] | None:
+    """(listener, [(azimuth, elevation) per talker], degrees) from the generator's test names
+    ``listener_utt1_az1_el1_utt2_az2_el2[_utt3_az3_el3]`` (e.g. ``subject15_...``, ``sphere03_...``), else None.
 
-    The name is split on ``_`` (subject names and WSJ0 utterance ids have none; a negative azimuth
-    keeps its ``-``), so the azimuths are parts 2, 5 (and 8). A directory or ``.wav`` is ignored.
+    The name is split on ``_`` (listener names and WSJ0 utterance ids have none; a negative azimuth
+    keeps its ``-``), so the azimuths are parts 2, 5 (and 8), the elevations the parts after them.
+    A directory or ``.wav`` is ignored.
     """
     stem = Path(str(name).strip()).name
     if stem.lower().endswith(".wav"):
@@ -169,13 +175,30 @@ def parse_azimuths(name: str) -> list[float] | None:
     if len(parts) not in (7, 10):
         return None
     try:
-        azimuths = [float(parts[k]) for k in range(2, len(parts), 3)]
-        [float(parts[k]) for k in range(3, len(parts), 3)]  # elevations: also numbers in a real name
+        directions = [(float(parts[k]), float(parts[k + 1])) for k in range(2, len(parts), 3)]
     except ValueError:
         return None
-    if not all(math.isfinite(a) for a in azimuths):
+    if not all(math.isfinite(a) for a, _ in directions):
         return None
-    return azimuths
+    return parts[0], directions
+
+
+def parse_azimuths(name: str) -> list[float] | None:
+    """Azimuths (degrees) from ``subject_utt1_az1_el1_utt2_az2_el2[_utt3_az3_el3]``, else None
+    (:func:`parse_directions`)."""
+    parsed = parse_directions(name)
+    return [azimuth for azimuth, _ in parsed[1]] if parsed else None
+
+
+def directions_text(name: str) -> str | None:
+    """The talkers' directions of a test name for the page, e.g. ``subject15: talker 1 az 30° el 56°;
+    talker 2 az 10° el 62°``; None when the name does not spell them."""
+    parsed = parse_directions(name)
+    if parsed is None:
+        return None
+    listener, directions = parsed
+    talkers = "; ".join(f"talker {k} az {az:g}° el {el:g}°" for k, (az, el) in enumerate(directions, start=1))
+    return f"listener {listener}: {talkers}"
 
 
 def angular_separation(azimuths: Sequence[float]) -> float:
@@ -295,6 +318,7 @@ def training_curve(folder: Path, out: Path) -> tuple[ReportFigure | None, str | 
         if stage in curves:
             axes.plot(*curves[stage], style, label=stage, markersize=4)
     axes.set_xlabel("epoch")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole: no 1.5 tick
     axes.set_ylabel(f"{quantity} (dB) = −logged {key}" if quantity else f"{key} (as logged)")
     axes.set_title(f"Training curve ({quantity or key})")
     axes.grid(alpha=0.3)
@@ -330,19 +354,37 @@ def distributions(rows: list[dict], out: Path) -> tuple[ReportFigure | None, str
     return ReportFigure("Distributions over the test set", out.name, "Distributions", caption), note
 
 
-def _binned_means(x: np.ndarray, y: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:
-    """Mean of ``y`` in bins of ``width`` over ``x`` (bin centres, means), empty bins left out."""
+#: A bin of at most this many mixtures is drawn hollow: its mean is one or two points, not a trend.
+SPARSE_BIN = 2
+
+
+def _binned_means(x: np.ndarray, y: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean of ``y`` in bins of ``width`` over ``x``: (bin centres, means, counts), empty bins left out."""
     edges = np.arange(0.0, x.max() + width, width)
     if len(edges) < 2:
         edges = np.array([0.0, width])
     index = np.clip(np.digitize(x, edges) - 1, 0, len(edges) - 2)
-    centres, means = [], []
+    centres, means, counts = [], [], []
     for b in range(len(edges) - 1):
         chosen = index == b
         if chosen.any():
             centres.append((edges[b] + edges[b + 1]) / 2)
             means.append(y[chosen].mean())
-    return np.asarray(centres), np.asarray(means)
+            counts.append(int(chosen.sum()))
+    return np.asarray(centres), np.asarray(means), np.asarray(counts, dtype=int)
+
+
+def _draw_binned_means(axes, centres: np.ndarray, means: np.ndarray, counts: np.ndarray, width: float) -> None:
+    """The binned means as a line, each bin's count written above it (``n=3``); bins of at most
+    SPARSE_BIN mixtures hollow, so that a mean of one or two mixtures is not read as a trend."""
+    axes.plot(centres, means, "k-", linewidth=1)
+    solid = counts > SPARSE_BIN
+    axes.plot(centres[solid], means[solid], "ko", markersize=4, label=f"mean per {width:.0f}° bin")
+    if (~solid).any():
+        axes.plot(centres[~solid], means[~solid], "o", markersize=6, markerfacecolor="none", markeredgecolor="k",
+                  label=f"bin of ≤ {SPARSE_BIN} mixtures")
+    for centre, mean, count in zip(centres, means, counts):
+        axes.annotate(f"n={count}", (centre, mean), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
 
 
 def against_separation(rows: list[dict], out: Path) -> tuple[ReportFigure | None, str | None]:
@@ -366,8 +408,7 @@ def against_separation(rows: list[dict], out: Path) -> tuple[ReportFigure | None
         usable = known & np.isfinite(y)
         axes = figure.add_subplot(1, len(metrics), index)
         axes.scatter(separations[usable], y[usable], s=12, alpha=0.5, color=f"C{index - 1}", label="mixtures")
-        centres, means = _binned_means(separations[usable], y[usable], width)
-        axes.plot(centres, means, "k-o", markersize=4, label=f"mean per {width:.0f}° bin")
+        _draw_binned_means(axes, *_binned_means(separations[usable], y[usable], width), width)
         axes.set_xlabel("angular separation |az1 − az2| (degrees)")
         axes.set_ylabel(_label(metric))
         axes.grid(alpha=0.3)
@@ -377,7 +418,8 @@ def against_separation(rows: list[dict], out: Path) -> tuple[ReportFigure | None
     note = f"{skipped} test name(s) without azimuths left out of the separation plot." if skipped else None
     caption = (
         f"{' and '.join(LABELS[m] for m in metrics)} against the talkers' angular separation (minimum pairwise "
-        "|Δazimuth| for 3 talkers); points: mixtures, line: binned mean."
+        "|Δazimuth| for 3 talkers); points: mixtures, line: binned mean, `n=` the mixtures in each bin (hollow: "
+        f"{SPARSE_BIN} or fewer)."
     )
     heading = "Against the talkers' angular separation"
     return ReportFigure(heading, out.name, "Against angular separation", caption), note
@@ -406,6 +448,8 @@ class Example:
     targets: tuple[Path, ...]
     estimates: tuple[Path, ...]
     metrics: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    #: Why the test stage saved it (``chosen_examples.json``: "first 10", "best SNRi"...); empty if unknown.
+    chosen_as: tuple[str, ...] = ()
 
     @property
     def score(self) -> float:
@@ -486,6 +530,21 @@ def find_example(folder: Path) -> tuple[Path, list[Path], list[Path]] | None:
     if not examples:
         return None
     return examples[0].mixture, list(examples[0].targets), list(examples[0].estimates)
+
+
+def chosen_examples(examples: Sequence[Example]) -> tuple[list[Example], str | None]:
+    """The examples the test stage chose, each with why, and the rule it followed, from the
+    ``chosen_examples.json`` beside them (train.py's test stage); all of them and None without one
+    (a folder from before it) or when it is unreadable. Other wavs there (an earlier run's) are left out."""
+    if not examples:
+        return [], None
+    try:
+        record = json.loads((examples[0].mixture.parent / CHOSEN_EXAMPLES_NAME).read_text(encoding="utf-8"))
+        reasons, rule = dict(record["examples"]), str(record["rule"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return list(examples), None
+    chosen = [dataclasses.replace(e, chosen_as=tuple(reasons[e.name])) for e in examples if e.name in reasons]
+    return chosen, rule
 
 
 def with_metrics(examples: Sequence[Example], rows: Sequence[dict]) -> list[Example]:
@@ -606,7 +665,8 @@ def example_figure(examples: Sequence[Example], out: Path) -> tuple[ReportFigure
 THUMBNAIL_FRAMES = 320
 THUMBNAIL_BINS = 96
 # Shown size (CSS pixels) of a thumbnail on the page.
-THUMBNAIL_SIZE = (240, 96)
+THUMBNAIL_SIZE = (300, 150)
+THUMBNAIL_DPI = 100
 
 
 def spectrogram_image(samples: np.ndarray, rate: int) -> np.ndarray:
@@ -625,6 +685,29 @@ def spectrogram_image(samples: np.ndarray, rate: int) -> np.ndarray:
     return np.vstack(rows[:-1])
 
 
+def thumbnail_figure(image: np.ndarray, rate: int, duration_s: float, colours, levels: tuple[float, float]) -> Figure:
+    """A thumbnail of :func:`spectrogram_image` with its axes: time (s) below, frequency (kHz, 0 to
+    ``rate / 2``) on the left of each ear's panel (L above R), ``levels`` (dB) the colour range."""
+    figure = Figure(figsize=(THUMBNAIL_SIZE[0] / THUMBNAIL_DPI, THUMBNAIL_SIZE[1] / THUMBNAIL_DPI))
+    FigureCanvasAgg(figure)
+    axes = figure.add_axes((0.16, 0.2, 0.82, 0.77))
+    axes.imshow(image, cmap=colours, vmin=levels[0], vmax=levels[1], origin="lower", aspect="auto", interpolation="nearest",
+                extent=(0.0, duration_s, 0.0, image.shape[0]))
+    rows = (image.shape[0] - 1) // 2  # per ear; one NaN row between the ears
+    nyquist_khz = rate / 2000
+    if rows:  # each ear from 0 to the Nyquist frequency; the panels' names inside them
+        axes.set_yticks([0, rows / 2, rows + 1, rows * 1.5 + 1, 2 * rows + 1],
+                        ["0", f"{nyquist_khz / 2:g}", "0", f"{nyquist_khz / 2:g}", f"{nyquist_khz:g}"])
+        for name, bottom in (("R", 0), ("L", rows + 1)):
+            axes.text(0.98, (bottom + rows * 0.85) / image.shape[0], name, transform=axes.transAxes, fontsize=7,
+                      color="white", ha="right", va="center", bbox={"facecolor": "black", "alpha": 0.5, "pad": 1})
+    axes.xaxis.set_major_locator(MaxNLocator(nbins=4))
+    axes.tick_params(labelsize=6, length=2, pad=1)
+    axes.set_xlabel("time (s)", fontsize=6, labelpad=1)
+    axes.set_ylabel("kHz", fontsize=6, labelpad=1)
+    return figure
+
+
 def write_thumbnails(examples: Sequence[Example], folder: Path) -> list[dict[Path, str | None]]:
     """One spectrogram PNG per file of each example, in ``folder``; per example {file: PNG name or None}.
 
@@ -640,6 +723,7 @@ def write_thumbnails(examples: Sequence[Example], folder: Path) -> list[dict[Pat
     colours = colormaps["magma"].with_extremes(bad="white")
     for rank, example in enumerate(examples, start=1):
         images: dict[Path, np.ndarray | None] = {}
+        spans: dict[Path, tuple[int, float]] = {}  # (rate Hz, duration s)
         for _, path in example.files():
             try:
                 samples, rate = _read_wav(path)
@@ -648,6 +732,7 @@ def write_thumbnails(examples: Sequence[Example], folder: Path) -> list[dict[Pat
                 continue
             usable = len(samples) > 1 and np.isfinite(samples).all()
             images[path] = spectrogram_image(samples, rate) if usable else None
+            spans[path] = (rate, len(samples) / rate)
         levels = [float(np.nanmax(i)) for i in images.values() if i is not None]
         names: dict[Path, str | None] = {}
         for role, path in example.files():
@@ -658,9 +743,10 @@ def write_thumbnails(examples: Sequence[Example], folder: Path) -> list[dict[Pat
             name = f"example{rank:0{width}d}_{role.replace('talker ', 'talker').replace(' ', '_')}.png"
             top = max(levels)
 
-            def save(temporary: str, image=image, top=top) -> None:
-                imsave(temporary, image, cmap=colours, vmin=top - SPECTROGRAM_RANGE_DB, vmax=top,
-                       origin="lower", format="png")
+            figure = thumbnail_figure(image, *spans[path], colours, (top - SPECTROGRAM_RANGE_DB, top))
+
+            def save(temporary: str, figure=figure) -> None:
+                figure.savefig(temporary, format="png", dpi=THUMBNAIL_DPI)
 
             _write_atomic(folder / name, save)
             written.add(name)
@@ -713,6 +799,12 @@ def _averages(rows: list[dict], average: dict | None) -> tuple[list[tuple[str, s
     return table, note
 
 
+def _cell(text: str) -> str:
+    """``text`` for a Markdown table cell: ``|`` escaped (GFM splits a row on every unescaped pipe,
+    inside code spans too) and line breaks as spaces."""
+    return " ".join(str(text).replace("|", "\\|").split())
+
+
 def render_markdown(content: ReportContent) -> str:
     """``report.md``: title, summary, averages table, figures (each under its heading), notes."""
     sections = [
@@ -722,7 +814,8 @@ def render_markdown(content: ReportContent) -> str:
     ]
     if content.averages:
         lines = ["| metric | average | unit |", "| --- | ---: | --- |"]
-        lines += [f"| {label} (`{column}`) | {_format(value)} | {unit} |" for label, column, value, unit in content.averages]
+        lines += [f"| {_cell(label)} (`{_cell(column)}`) | {_format(value)} | {_cell(unit)} |"
+                  for label, column, value, unit in content.averages]
         sections += ["## Test averages", "\n".join(lines)]
     for figure in content.figures:
         sections += [f"## {figure.heading}", f"![{figure.alt}]({figure.image})\n\n*{figure.caption}*"]
@@ -759,6 +852,7 @@ figure { margin: 1rem 0; } figure img { max-width: 100%; height: auto; }
 figcaption { font-style: italic; color: #444; }
 .scroll { overflow-x: auto; }
 .examples td.name { min-width: 9rem; max-width: 14rem; }
+.examples .note { font-size: 0.8em; color: #444; }
 .examples td.files { min-width: 15rem; }
 .examples .file + .file { margin-top: 0.5rem; padding-top: 0.4rem; border-top: 1px dashed #d0d0d6; }
 .examples .role { font-size: 0.8rem; font-weight: 600; }
@@ -779,11 +873,18 @@ def _file_block(role: str, label: str, path: Path, thumbnail: str | None, folder
     else:
         width, height = THUMBNAIL_SIZE
         picture = (f'<img src="{_href(folder / PAGE_FILES / thumbnail, folder)}" width="{width}" height="{height}" '
-                   f'alt="{html.escape(role, quote=True)}: spectrogram, left ear above right ear">')
+                   f'alt="{html.escape(role, quote=True)}: spectrogram (time in s, frequency in kHz), left ear above right ear">')
     caption = f'<span class="role">{html.escape(label)}</span>' if label else ""
     return (f'<div class="file">{caption}<audio controls preload="metadata" src="{link}" '
             f'title="{html.escape(role, quote=True)}"></audio>{picture}'
             f'<a href="{link}">{html.escape(path.name)}</a></div>')
+
+
+def _name_notes(example: Example) -> str:
+    """Below an example's name: the talkers' directions its name spells, and why it was saved."""
+    notes = [directions_text(example.name)]
+    notes.append(f"chosen as: {', '.join(example.chosen_as)}" if example.chosen_as else None)
+    return "".join(f'<br><span class="note">{html.escape(note)}</span>' for note in notes if note)
 
 
 def _examples_table(examples: Sequence[Example], thumbnails: Sequence[dict[Path, str | None]], folder: Path,
@@ -801,7 +902,7 @@ def _examples_table(examples: Sequence[Example], thumbnails: Sequence[dict[Path,
     for index, (example, names) in enumerate(zip(examples, thumbnails)):
         mark = marks.get(index)
         cells = [f"<td>{index + 1}" + (f' <strong class="mark">{mark}</strong>' if mark else "") + "</td>",
-                 f'<td class="name"><code>{html.escape(example.name)}</code></td>']
+                 f'<td class="name"><code>{html.escape(example.name)}</code>{_name_notes(example)}</td>']
         cells += [f'<td class="num">{_format(float(example.metrics.get(m, math.nan)))}</td>' for m in metrics]
         for group in groups:
             blocks = [_file_block(role, role[len(group):].strip(), path, names[path], folder)
@@ -892,9 +993,14 @@ def write_report(results_folder: str | os.PathLike) -> Path:
         figure, note = make(folder / name)
         figures += [figure] if figure else []
         notes += [note] if note else []
-    examples = order_by_score(with_metrics(saved, rows))
+    chosen, rule = chosen_examples(saved)
+    examples = order_by_score(with_metrics(chosen, rows))
+    how = rule or ("How they were chosen is not recorded (no `chosen_examples.json`, a folder from an earlier "
+                   "version): they may be the first `n_audio_to_save` test mixtures only, and best and worst mark "
+                   "the best and worst of them, not of the test set.")
     listening = (
-        f"{len(examples)} saved example(s), best {LABELS[EXAMPLE_METRICS[0]]} first. Every file is stereo: "
+        f"{len(examples)} saved example(s) of {len(rows)} test mixtures, best {LABELS[EXAMPLE_METRICS[0]]} first. "
+        f"{how} Each row gives the talkers' directions where the test name spells them. Every file is stereo: "
         "with headphones, each talker is heard where it is. Each file is scaled by its own factor, the "
         "same for both ears: levels compare between the ears of a file, not between files."
         if examples else "No saved examples: the test stage writes them into `audio_results/` with `save_audio: True`."
@@ -912,7 +1018,8 @@ def write_report(results_folder: str | os.PathLike) -> Path:
 
 
 def write_separation_page(
-    output_dir: str | os.PathLike, separated: Sequence[tuple[Path, Sequence[Path]]], model: str
+    output_dir: str | os.PathLike, separated: Sequence[tuple[Path, Sequence[Path]]], model: str,
+    model_rate: int | None = None,
 ) -> Path:
     """The listening page of ``separate.py --report``: ``output_dir/report.html``, one row per recording.
 
@@ -921,6 +1028,8 @@ def write_separation_page(
     separated : (mixture, estimates) per recording, in the page's order; the estimates are those
         ``separate.py`` wrote (``NAME_s1.wav``...), the mixture is linked where it is.
     model : where the weights came from (shown on the page).
+    model_rate : the model's sample rate (Hz): the estimates hold nothing above half of it, which the
+        page says (their spectrograms are blank there when the recording's rate is higher).
     """
     folder = Path(output_dir)
     examples = [Example(Path(mix).stem, Path(mix), (), tuple(Path(p) for p in estimates)) for mix, estimates in separated]
@@ -931,6 +1040,8 @@ def write_separation_page(
         listening=(
             "The mixture as recorded and each talker's estimate, stereo: with headphones, each talker is "
             "heard where it is."
+            + (f" The model runs at {model_rate} Hz: the estimates (resampled back to each recording's rate) hold "
+               f"nothing above {model_rate / 2000:g} kHz, so their spectrograms are blank there." if model_rate else "")
         ),
         item="recording",
     )

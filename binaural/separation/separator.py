@@ -58,7 +58,7 @@ import torch
 from speechbrain.utils.checkpoints import Checkpoint
 
 from binaural.io.atomic import WriteError
-from binaural.io.audio import read_float, write_atomic
+from binaural.io.audio import check_readable, read_float, write_atomic
 from binaural.models.tasnet import PUBLISHED_NAMES, BinauralTasNet, IndependentTasNet, ParallelTasNet, published_recoverables
 from binaural.training.hparams import current_yaml
 from binaural.training.checkpoints import KNOWN_CHECKPOINT_KEYS, CheckpointError, IntactCheckpointer, checkpoint_damage, one_line
@@ -75,6 +75,7 @@ __all__ = [
     "load_hparams",
     "plan_blocks",
     "separate_in_blocks",
+    "streaming_figures",
 ]
 
 #: SpeechBrain's ``create_experiment_directory`` writes ``hyperparams.yaml``; ``hparams.yaml`` is accepted too.
@@ -710,3 +711,14 @@ def _fit_length(signal: np.ndarray, n_samples: int) -> np.ndarray:
         return signal[:n_samples]
     pad = [(0, n_samples - signal.shape[0])] + [(0, 0)] * (signal.ndim - 1)
     return np.pad(signal, pad)
+
+
+def streaming_figures(path: Path, elapsed_s: float, latency_ms: float) -> str:
+    """One line for a file separated with ``--streaming``: its real-time factor (processing time /
+    audio duration, reading and writing included; below 1 keeps up with a live input) and the
+    algorithmic latency (ms)."""
+    info = check_readable(Path(path))
+    duration_s = info.frames / info.samplerate
+    rtf = elapsed_s / duration_s if duration_s > 0 else math.inf
+    return (f"{path}: RTF {rtf:.3f} ({elapsed_s:.2f} s for {duration_s:.2f} s of audio), "
+            f"algorithmic latency {latency_ms:g} ms")

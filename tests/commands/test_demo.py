@@ -8,14 +8,18 @@ corpus. The report hook of the test stage is covered too, failure included.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
+import soundfile
 from conftest import PROJECT_ROOT
 
 import train
@@ -37,9 +41,9 @@ SHRINK = [
 ]
 
 
-def demo_command(tmp: Path, *extra: str) -> list[str]:
+def demo_command(tmp: Path, *extra: str, yaml: str = "hparams/demo.yaml") -> list[str]:
     return [
-        sys.executable, "train.py", "hparams/demo.yaml",
+        sys.executable, "train.py", yaml,
         "--data_folder", str(tmp / "data" / "binaural"),
         "--wsj_root", str(tmp / "data" / "synthetic"),
         "--output_folder", str(tmp / "out"),
@@ -64,7 +68,17 @@ def check_results(out: Path, n_test: int) -> None:
     rows = (out / "test_results.csv").read_text().strip().splitlines()
     assert rows[0].startswith("snt_id,") and len(rows) == n_test + 2 and rows[-1].startswith("avg,")
     audio = sorted(p.name for p in (out / "audio_results").glob("*.wav"))
-    assert len(audio) == 5 and sum(name.endswith("_mix.wav") for name in audio) == 1  # mix, 2 targets, 2 estimates
+    scored = sorted((float(row.split(",")[header.index("snr_i")]), row.split(",")[0])
+                    for row in rows[1:-1] for header in [rows[0].split(",")])
+    best, worst = scored[-1][1], scored[0][1]
+    # The first (n_audio_to_save 1), and the test set's true worst and best (chosen after scoring, the
+    # one that is not the first separated again): each a mix, 2 targets and 2 estimates, no `item` prefix.
+    assert sorted(name for name in audio if name.endswith("_mix.wav")) == sorted({f"{best}_mix.wav", f"{worst}_mix.wav"})
+    assert len(audio) == 5 * len({best, worst})
+    chosen = json.loads((out / "audio_results" / "chosen_examples.json").read_text())["examples"]
+    assert "best SNRi" in chosen[best] and "worst SNRi" in chosen[worst]
+    page = (out / "report.html").read_text()
+    assert f"<code>{best}</code>" in page and f"<code>{worst}</code>" in page and "chosen as: " in page
     report = (out / "report.md").read_text()
     assert "## Test averages" in report and "SNRi" in report
     assert len(re.findall(r"<audio ", (out / "report.html").read_text())) == len(audio)  # the listening page
@@ -101,6 +115,48 @@ def test_demo_with_cipic_listeners(tmp_path, cipic_dir):
     run_demo(demo_command(tmp_path, "--hrtf_dir", str(cipic_dir)))
     mixtures = sorted((tmp_path / "data" / "binaural" / "wav8k" / "min" / "tt" / "mix").glob("*.wav"))
     assert len(mixtures) == 2 and all(p.name.startswith("subject") for p in mixtures)
+
+
+def readme_causal_demo_block() -> list[list[str]]:
+    """The README's causal-demo commands (the indented block that starts with its train.py line), split."""
+    text = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    block = text[text.index("    python train.py hparams/demo-causal.yaml\n"):].split("\n\n", 1)[0]
+    return [shlex.split(line) for line in block.replace("\\\n", " ").splitlines()]
+
+
+def test_the_causal_demo_streams_with_every_engine_and_exports_onnx(tmp_path, monkeypatch, capsys):
+    """The README's causal-demo block as written, from a folder holding nothing: the demo (shrunk, in
+    its default folders) trains the causal model offline; its experiment streams the demo's test
+    mixtures with torch, numba and onnx (the same estimates within 1e-4; each file with its RTF and
+    latency) and exports the ONNX step."""
+    from separate import main
+
+    train_line, *separate_lines = readme_causal_demo_block()
+    assert train_line == ["python", "train.py", "hparams/demo-causal.yaml"]
+    assert {line[-1] for line in separate_lines[:3]} == {"8", "numba", "onnx"}
+    command = [sys.executable, str(PROJECT_ROOT / "train.py"), str(PROJECT_ROOT / train_line[2]), *SHRINK]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    for line in separate_lines:
+        assert line[:2] == ["python", "separate.py"]
+        assert main(line[2:]) == 0, line
+    printed = capsys.readouterr().out
+    mixtures = sorted(Path("results/demo/data/binaural_wsj0-2mix/wav8k/min/tt/mix").glob("*.wav"))
+    assert len(mixtures) == 2
+    figures = re.findall(r"\.wav: RTF \d+\.\d{3} \(\d+\.\d\d s for \d\.\d\d s of audio\), "
+                         r"algorithmic latency (\d+) ms", printed)
+    assert figures == ["9", "9", "3", "3", "9", "9"], printed  # two files per engine: 8, 2, 8 ms chunks
+    for mixture in mixtures:
+        for talker in (1, 2):
+            name = f"{mixture.stem}_s{talker}.wav"
+            torch_estimate, rate = soundfile.read(Path("out/demo-causal/torch") / name)
+            assert rate == 8000 and torch_estimate.shape == soundfile.read(mixture)[0].shape
+            for engine in ("numba", "onnx"):
+                estimate = soundfile.read(Path("out/demo-causal") / engine / name)[0]
+                assert np.abs(estimate - torch_estimate).max() <= 1e-4, (engine, name)
+    assert Path("model.onnx").stat().st_size > 0 and Path("model.json").is_file()
 
 
 def test_demo_defaults(tmp_path, monkeypatch):
@@ -168,3 +224,21 @@ def test_a_report_failure_is_logged_and_keeps_the_results(tmp_path, monkeypatch,
         train.Separation.write_test_results(brain, -1.0)  # does not raise
     assert (tmp_path / "test_results.csv").is_file() and not (tmp_path / "report.md").exists()
     assert "no figures today" in caplog.text and "report.py" in caplog.text
+
+
+def test_examples_that_cannot_be_saved_keep_the_test_results(tmp_path, caplog):
+    """A failure while saving the chosen examples (a full disk...) is logged; the results are still written."""
+    import speechbrain as sb
+
+    from binaural.io.atomic import WriteError
+
+    written = []
+
+    def no_room() -> None:
+        raise WriteError(f"{tmp_path}/audio_results: no space left on device")
+
+    brain = SimpleNamespace(hparams=SimpleNamespace(save_audio=True), save_chosen_examples=no_room,
+                            write_test_results=written.append)
+    with caplog.at_level(logging.ERROR):
+        train.Separation.on_stage_end(brain, sb.Stage.TEST, -1.0)
+    assert written == [-1.0] and "no space left on device" in caplog.text

@@ -211,9 +211,9 @@ def test_example_files_are_matched_by_their_id(tmp_path):
     ids = ["subject15_a_30_0_b_10_0", "subject15_a_30_0_b_10_0_x_5_0"]  # the 2nd id extends the 1st
     make_results_folder(tmp_path, ids, n_saved=2, seconds=0.1)
     mixture, targets, estimates = find_example(tmp_path)
-    assert mixture.name == "itemsubject15_a_30_0_b_10_0_mix.wav"
-    assert [p.name for p in targets] == [f"itemsubject15_a_30_0_b_10_0_source{k}.wav" for k in (1, 2)]
-    assert [p.name for p in estimates] == [f"itemsubject15_a_30_0_b_10_0_source{k}hat.wav" for k in (1, 2)]
+    assert mixture.name == "subject15_a_30_0_b_10_0_mix.wav"  # the test id, no `item` prefix
+    assert [p.name for p in targets] == [f"subject15_a_30_0_b_10_0_source{k}.wav" for k in (1, 2)]
+    assert [p.name for p in estimates] == [f"subject15_a_30_0_b_10_0_source{k}hat.wav" for k in (1, 2)]
 
 
 def test_other_example_names_are_accepted(tmp_path):
@@ -255,8 +255,15 @@ def _example_cells(page: Page) -> list[list[str]]:
     section = page.source[page.source.index('<table class="examples">'):]
     body = section[section.index("<tbody>"): section.index("</tbody>")]
     rows = re.findall(r"<tr[^>]*>(.*?)</tr>", body, flags=re.S)
-    return [[re.sub(r"<[^>]+>", "", cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, flags=re.S)]
-            for row in rows]
+    return [[re.sub(r"<[^>]+>", "", re.sub(r'<br><span class="note">.*?</span>', "", cell))
+             for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, flags=re.S)] for row in rows]
+
+
+def _example_notes(page: Page) -> list[list[str]]:
+    """The notes under each example's name (directions, why chosen), row by row."""
+    section = page.source[page.source.index('<table class="examples">'):]
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", section[section.index("<tbody>"): section.index("</tbody>")], flags=re.S)
+    return [re.findall(r'<span class="note">(.*?)</span>', row) for row in rows]
 
 
 def test_page_links_every_saved_file_and_thumbnail(demo_results):
@@ -314,7 +321,7 @@ def test_examples_are_ordered_by_snri_with_best_and_worst_marked(demo_results):
     # Each row's players: its own files, in the header's order (a talker's target above its estimate).
     for record, row in zip(expected, _example_rows(page)):
         sources = [page.file(e["src"]).name for e in row[1:] if e["tag"] == "audio"]
-        stem = f"item{record['snt_id']}_"
+        stem = f"{record['snt_id']}_"
         assert sources == [stem + s for s in ("mix.wav", "source1.wav", "source1hat.wav", "source2.wav", "source2hat.wav")]
 
 
@@ -341,7 +348,7 @@ def test_page_without_saved_examples_says_how_to_get_them(results):
 
 def test_a_rerun_with_fewer_examples_leaves_no_stale_thumbnail(demo_results):
     write_report(demo_results)
-    for path in (demo_results / "audio_results").glob("item*"):
+    for path in (demo_results / "audio_results").glob("*.wav"):
         if demo_names(12)[0] not in path.name:
             path.unlink()
     write_report(demo_results)
@@ -353,7 +360,7 @@ def test_a_rerun_with_fewer_examples_leaves_no_stale_thumbnail(demo_results):
 def test_find_examples_returns_all_in_natural_order(demo_results):
     examples = find_examples(demo_results)
     assert [e.name for e in examples] == sorted(demo_names(12)[:10], key=lambda n: [
-        int(t) if t.isdigit() else t for t in re.split(r"(\d+)", f"item{n}_mix.wav")])
+        int(t) if t.isdigit() else t for t in re.split(r"(\d+)", f"{n}_mix.wav")])
     assert all(len(e.targets) == len(e.estimates) == 2 and not e.metrics for e in examples)
 
 
@@ -433,3 +440,93 @@ def test_saved_examples_are_pcm16_stereo_at_the_models_rate_with_one_factor(tmp_
         samples, _ = sf.read(str(target))
         ild = 10 * np.log10(np.sum(samples[:, 0] ** 2) / np.sum(samples[:, 1] ** 2))
         assert ild == pytest.approx(-20 * np.log10(0.5 + 0.3 * k), abs=0.05)
+
+
+# ---------------------------------------------------------------------------------- a true report
+def _table_rows(markdown: str) -> list[list[str]]:
+    """The cells of each Markdown table row, split as GFM does: on unescaped ``|`` only."""
+    rows = []
+    for line in markdown.splitlines():
+        if line.startswith("|"):
+            cells = re.split(r"(?<!\\)\|", line.strip())[1:-1]
+            rows.append([cell.strip() for cell in cells])
+    return rows
+
+
+def test_the_markdown_table_keeps_every_value_in_its_column(results):
+    """ΔITD (1/16 sample, |ITD| ≤ 1 ms) holds pipes: escaped, its row still has three cells, the value second."""
+    text = write_report(results).read_text(encoding="utf-8")
+    rows = _table_rows(text)
+    assert rows[0] == ["metric", "average", "unit"]
+    assert all(len(row) == 3 for row in rows), [row for row in rows if len(row) != 3]
+    fine = [row for row in rows if "`delta_ITD_fine`" in row[0]]
+    assert len(fine) == 1 and r"\|ITD\|" in fine[0][0] and fine[0][2] == "µs"
+    _, avg = read_results(results / "test_results.csv")
+    assert float(fine[0][1]) == pytest.approx(float(avg["delta_ITD_fine"]), abs=0.006)
+
+
+def _saved_figures(monkeypatch) -> dict[str, object]:
+    """The report's matplotlib figures by file name, kept as they are saved."""
+    from binaural.evaluation import report
+
+    figures, save = {}, report._save
+    monkeypatch.setattr(report, "_save", lambda figure, path: (figures.__setitem__(path.name, figure), save(figure, path)))
+    return figures
+
+
+def test_fine_itd_beside_itd_counts_per_bin_and_whole_epochs(results, monkeypatch):
+    figures = _saved_figures(monkeypatch)
+    write_report(results)
+    histograms = [axes.get_xlabel() for axes in figures[FIGURES["distributions"]].axes]
+    assert histograms[1:3] == ["ΔITD (µs)", "ΔITD (1/16 sample, |ITD| ≤ 1 ms) (µs)"], histograms
+    separation = figures[FIGURES["separation"]].axes[0]
+    counts = [int(t.get_text()[2:]) for t in separation.texts if t.get_text().startswith("n=")]
+    usable = sum(separation_of(name) is not None for name in NAMES)
+    assert sum(counts) == usable and counts  # every mixture in one bin, each bin labelled
+    hollow = [line for line in separation.lines if line.get_markerfacecolor() == "none"]
+    assert hollow and len(hollow[0].get_xdata()) == sum(c <= 2 for c in counts)
+    curve = figures[FIGURES["curve"]].axes[0]
+    ticks = [tick for tick in curve.get_xticks() if curve.get_xlim()[0] <= tick <= curve.get_xlim()[1]]
+    assert ticks and all(float(tick).is_integer() for tick in ticks), ticks
+
+
+def test_the_page_says_how_examples_were_chosen_and_where_the_talkers_are(demo_results):
+    """With train.py's chosen_examples.json: only its examples (an earlier run's wavs left out), each
+    with its reasons and its talkers' directions from the name, and the rule above them; without it,
+    the page says the choice is not recorded."""
+    import json
+
+    write_report(demo_results)
+    assert "is not recorded" in Page(demo_results / PAGE_NAME).text
+    names = demo_names(len(DEMO_NOISE))
+    record = {"rule": "Saved examples: the rule.", "examples": {names[0]: ["first 1"], names[3]: ["worst SNRi", "x"]}}
+    (demo_results / "audio_results" / "chosen_examples.json").write_text(json.dumps(record))
+    write_report(demo_results)
+    page = Page(demo_results / PAGE_NAME)
+    assert "Saved examples: the rule." in page.text and "is not recorded" not in page.text
+    cells, notes = _example_cells(page), _example_notes(page)
+    by_name = {row[1]: note for row, note in zip(cells, notes)}
+    assert set(by_name) == {names[0], names[3]}
+    assert by_name[names[3]][1] == "chosen as: worst SNRi, x" and by_name[names[0]][1] == "chosen as: first 1"
+    # sphere04_003c0103_-65_0_003c0204_15_0: the spherical head, two talkers
+    assert by_name[names[3]][0] == "listener sphere04: talker 1 az -65° el 0°; talker 2 az 15° el 0°", names[3]
+
+
+def test_thumbnails_have_time_and_frequency_axes(demo_results):
+    """Each thumbnail: time (s) below, kHz from 0 to half the file's rate for each ear (L above R)."""
+    from matplotlib import colormaps
+
+    from binaural.evaluation.report import THUMBNAIL_SIZE, thumbnail_figure
+
+    write_report(demo_results)
+    thumbnail = sorted((demo_results / PAGE_FILES).glob("*.png"))[0]
+    assert imread(thumbnail).shape[:2] == (THUMBNAIL_SIZE[1], THUMBNAIL_SIZE[0])
+    samples, rate = sf.read(sorted((demo_results / "audio_results").glob("*_mix.wav"))[0])
+    image = spectrogram_image(samples, rate)
+    figure = thumbnail_figure(image, rate, len(samples) / rate, colormaps["magma"], (-80.0, 0.0))
+    axes = figure.axes[0]
+    assert axes.get_xlabel() == "time (s)" and axes.get_ylabel() == "kHz"
+    assert axes.get_xlim() == pytest.approx((0.0, len(samples) / rate))
+    labels = [label.get_text() for label in axes.get_yticklabels()]
+    assert labels == ["0", "2", "0", "2", "4"]  # 8 kHz files: 0-4 kHz per ear
+    assert sorted(text.get_text() for text in axes.texts) == ["L", "R"]

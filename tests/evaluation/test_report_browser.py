@@ -271,7 +271,7 @@ def test_separation_page_plays_in_chromium(browser, tmp_path):
         for k, path in enumerate(estimates):
             sf.write(path, talkers[..., k], rate, subtype="FLOAT")
         separated.append((recordings / f"{name}.wav", estimates))
-    page = write_separation_page(out, separated, "a model")
+    page = write_separation_page(out, separated, "a model", 8000)
     result = open_and_check(browser, page, tmp_path / "separated.png")
     _check(result, [out, recordings])
     assert len(result["players"]) == 6 and result["images"] == 6

@@ -50,12 +50,8 @@ def readme_code() -> str:
 
 
 def plain_onnxruntime(model: bt.BinauralTasNet, folder: Path, chunk: int, mix: np.ndarray, monkeypatch) -> np.ndarray:
-    """Export ``model`` as ``folder/model.onnx`` for ``chunk`` and run the README's code on ``mix`` there."""
-    export_onnx(model, folder / "model.onnx", RATE, chunk=chunk)
-    monkeypatch.chdir(folder)
-    namespace = {"mix": mix}
-    exec(readme_code(), namespace)  # noqa: S102 (the documented example, verbatim)
-    return namespace["separated"]
+    """``separated`` of :func:`run_readme_code`."""
+    return run_readme_code(model, folder, chunk, mix, monkeypatch)["separated"]
 
 
 # ---------------------------------------------------------------------------------- equal to offline
@@ -70,14 +66,31 @@ def test_onnx_engine_equals_offline_and_the_pytorch_engine(causal_model, exporte
     assert (onnx_out - torch_out).abs().max().item() <= 1e-4
 
 
+def run_readme_code(model: bt.BinauralTasNet, folder: Path, chunk: int, mix: np.ndarray, monkeypatch) -> dict:
+    """Export ``model`` as ``folder/model.onnx`` for ``chunk`` and run the README's code on ``mix``
+    there; the variables it leaves (``separated``, ``aligned_mix``...)."""
+    export_onnx(model, folder / "model.onnx", RATE, chunk=chunk)
+    monkeypatch.chdir(folder)
+    namespace = {"mix": mix}
+    exec(readme_code(), namespace)  # noqa: S102 (the documented example, verbatim)
+    return namespace
+
+
 def test_the_readme_code_equals_offline(causal_model, tmp_path, monkeypatch):
-    """No recipe code: the first call returns window - hop samples fewer, then whole chunks."""
+    """No recipe code: the first call returns window - hop samples fewer, then whole chunks; the
+    README's alignment (``aligned_mix``: no shift) is the offline model's, and a shift by window - hop
+    (what the README once said) is not."""
     mix = np.random.default_rng(0).standard_normal((64 * 40, 2)).astype(np.float32)
     expected = offline(causal_model, torch.from_numpy(mix)).numpy()
+    shift = TASNET_KERNEL - TASNET_STRIDE
     for chunk in (TASNET_STRIDE, 64):  # one hop: the first call has no complete frame yet
-        est = plain_onnxruntime(causal_model, tmp_path / str(chunk), chunk, mix, monkeypatch)
-        assert est.shape == (len(mix) - (TASNET_KERNEL - TASNET_STRIDE), 2, 2)
-        assert np.abs(est - expected[: len(est)]).max() <= 1e-4
+        names = run_readme_code(causal_model, tmp_path / str(chunk), chunk, mix, monkeypatch)
+        est, aligned = names["separated"], names["aligned_mix"]
+        assert est.shape == (len(mix) - shift, 2, 2) and aligned.shape == (len(est), 2)
+        assert np.array_equal(aligned, mix[: len(est)])  # the README's alignment: the mixture unshifted...
+        assert np.abs(est - expected[: len(est)]).max() <= 1e-4  # ...is the offline estimate's
+        assert np.abs(est[shift:] - expected[: len(est) - shift]).max() > 1e-2  # a shift misaligns
+    assert "delayed" not in readme_code()
 
 
 def test_state_round_trip(causal_model, exported, tmp_path, monkeypatch):

@@ -66,6 +66,7 @@ def test_report_of_two_recordings(tmp_path, checkpoint, capsys):
     assert re.findall(r"<th>(.*?)</th>", page.source) == ["#", "recording", "mixture", "talker 1", "talker 2"]
     assert "best" not in page.text and "worst" not in page.text  # nothing to rank without metrics
     assert all(stem in page.text for stem in ("kitchen", "meeting room #2"))
+    assert "The model runs at 8000 Hz" in page.text and "nothing above 4 kHz" in page.text  # why they are blank there
     # Written in the output folder only: the recordings are as they were, and alone in theirs.
     assert {p: p.read_bytes() for p in recordings} == before
     assert sorted(p.name for p in (tmp_path / "recordings").iterdir()) == sorted(RECORDINGS)

@@ -56,6 +56,8 @@ DEMO_KEYS = {
     "N_epochs", "batch_size", "lr", "limit_training_signal_len", "training_signal_len", "use_speedperturb", "R",
     "dataloader_opts", "valid_dataloader_opts", "test_dataloader_opts",
 }
+# hparams/demo-causal.yaml is demo.yaml with the causal model's two settings (and its own name).
+DEMO_FILES = {"demo": {}, "demo-causal": {"norm_type": "cLN", "causal": True}}
 
 
 def load(name: str, tmp_path: Path, **overrides) -> dict:
@@ -152,7 +154,7 @@ def _common_part(text: str, data_keys: set[str] = frozenset()) -> str:
 def test_variant_files_differ_only_in_the_model_section():
     reference_text = (HPARAMS_DIR / "convtasnet-parallel.yaml").read_text()
     for name in ALL_FILES:
-        data_keys = VARIANT_DATA_KEYS.get(name, set()) | (DEMO_KEYS if name == "demo" else set())
+        data_keys = VARIANT_DATA_KEYS.get(name, set()) | (DEMO_KEYS if name in DEMO_FILES else set())
         text = _common_part((HPARAMS_DIR / f"{name}.yaml").read_text(), data_keys)
         assert text == _common_part(reference_text, data_keys), (
             f"{name}.yaml differs from convtasnet-parallel.yaml outside the Model section (and "
@@ -187,6 +189,7 @@ def test_demo_is_the_parallel_file_shrunk(tmp_path):
     sizes only shrink; the allowance is the demo's alone and hides no other change."""
     reference = (HPARAMS_DIR / "convtasnet-parallel.yaml").read_text()
     demo = (HPARAMS_DIR / "demo.yaml").read_text()
+    assert set(DEMO_FILES) <= set(ALL_FILES)
     assert _demo_comparable(demo) == _demo_comparable(reference), (
         "demo.yaml differs from convtasnet-parallel.yaml outside DEMO_KEYS: mirror the change")
     assert _demo_comparable(demo.replace("kernel_size: 16", "kernel_size: 32")) != _demo_comparable(reference)
@@ -199,6 +202,28 @@ def test_demo_is_the_parallel_file_shrunk(tmp_path):
     assert all(small["n_mixtures"][split] < full["n_mixtures"][split] for split in ("tr", "cv", "tt"))
     assert small["limit_training_signal_len"] and small["training_signal_len"] < full["training_signal_len"]
     assert sum(p.numel() for p in small["Model"].parameters()) < sum(p.numel() for p in full["Model"].parameters())
+
+
+def test_the_causal_demo_is_the_demo_made_causal(tmp_path, monkeypatch):
+    """demo-causal.yaml: demo.yaml but for experiment_name and the causal model's settings (a
+    streamable model: every engine and the ONNX export accept it); the same data folders."""
+    from binaural.realtime.streaming import check_streamable
+
+    def settings(text: str) -> str:
+        body = re.sub(r"^([^#\n]*?)\s+#.*$", r"\1", text[text.index("# Seed"):], flags=re.MULTILINE)
+        return re.sub(r"^(experiment_name|norm_type|causal):.*$", r"\1: ...", body, flags=re.MULTILINE)
+
+    demo, causal = ((HPARAMS_DIR / f"{name}.yaml").read_text() for name in ("demo", "demo-causal"))
+    assert settings(causal) == settings(demo), "demo-causal.yaml differs from demo.yaml: mirror the change"
+    hp, plain = load("demo-causal", tmp_path, **TINY), load("demo", tmp_path, **TINY)
+    assert {key: hp[key] for key in DEMO_FILES["demo-causal"]} == DEMO_FILES["demo-causal"]
+    check_streamable(hp["Model"])
+    with pytest.raises(RecipeError, match="gLN"):
+        check_streamable(plain["Model"])
+    monkeypatch.chdir(tmp_path)  # loading makes the checkpoint folder: not in the repository
+    demo_yaml = load_hyperpyyaml((HPARAMS_DIR / "demo-causal.yaml").read_text())
+    assert demo_yaml["output_folder"] == "results/demo-causal/1234"
+    assert demo_yaml["data_folder"] == "results/demo/data/binaural_wsj0-2mix"  # the demo's data, reused
 
 
 @pytest.mark.parametrize("name", ALL_FILES)

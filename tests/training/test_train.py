@@ -39,7 +39,7 @@ from binaural.errors import RecipeError
 
 from binaural.training.augment import draw_shifts, random_segment, shift_sources, speed_perturb_sources
 
-from binaural.training.examples import peak_normalize, save_binaural_wav, to_pcm16
+from binaural.training.examples import choice_rule, choose_examples, peak_normalize, save_binaural_wav, to_pcm16
 
 from binaural.training.data import read_binaural, static_dataset, training_set
 
@@ -103,7 +103,9 @@ def test_parallel_generates_trains_resumes_and_tests(tiny_wsj_root, tmp_path):
     assert (out / "hyperparams.yaml").read_text().count("N_encoder_out: 16") == 1  # the experiment, recorded
     check_test_results(out, N_MIXTURES["tt"])
     saved = sorted(p.name for p in (out / "audio_results").glob("*.wav"))
-    assert len(saved) == 1 + 2 * 2  # n_audio_to_save=1: mixture, 2 targets, 2 estimates
+    # n_audio_to_save=1, and the test set's best and worst (here both of its 2 mixtures): mixture, 2
+    # targets, 2 estimates each
+    assert len(saved) == N_MIXTURES["tt"] * (1 + 2 * 2)
     assert all(sf.info(str(out / "audio_results" / name)).channels == 2 for name in saved)
 
     # Interrupted after epoch 1 (or asked for more): only the missing epochs run.
@@ -160,7 +162,7 @@ def test_three_talker_recipe_trains_and_tests(data_3spk, wsj_3spk, tmp_path):
     (out / "test_results.csv").unlink()
     check_ok(run(recipe_command("convtasnet-parallel-3spk.yaml", data_3spk, wsj_3spk, out, "--test_only")))
     check_test_results(out, N_MIXTURES["tt"])
-    assert len(list((out / "audio_results").glob("*hat.wav"))) == 3
+    assert len(list((out / "audio_results").glob("*hat.wav"))) == 3 * N_MIXTURES["tt"]  # best and worst: both
 
 
 def test_test_only_without_checkpoint_names_the_folder(data_2spk, tiny_wsj_root, tmp_path):
@@ -724,3 +726,19 @@ def test_a_published_experiment_folder_is_evaluated_and_separated_as_it_is(
     assert type(model) is ParallelTasNet
     for name, lobe_state in best_state.items():
         assert all(torch.equal(v, lobe_state[k]) for k, v in getattr(model, name).state_dict().items()), name
+
+
+def test_the_chosen_examples_span_the_test_set():
+    """The first N, then the true worst and best and the SNRi quantiles between (nearest rank), each
+    with its reasons, in the test order; unscored rows are never a quantile."""
+    snr = [5.0, 9.0, 1.0, 7.0, float("nan"), 3.0, 11.0, 6.0, 2.0]
+    rows = [{"snt_id": f"u{k}", "snr_i": value} for k, value in enumerate(snr)]
+    chosen = choose_examples(rows, n_first=2)
+    # 8 scored, ascending u2 u8 u5 u0 u7 u3 u1 u6: ranks 0, 2 (round(1.75)), 4 (3.5 rounds to even),
+    # 5 (round(5.25)) and 7 -> u2, u5, u7, u3, u6
+    assert chosen == {"u0": ["first 2"], "u1": ["first 2"], "u2": ["worst SNRi"], "u3": ["SNRi quantile 0.75"],
+                      "u5": ["SNRi quantile 0.25"], "u6": ["best SNRi"], "u7": ["SNRi quantile 0.50"]}
+    assert list(chosen) == ["u0", "u1", "u2", "u3", "u5", "u6", "u7"]  # the test order
+    assert list(choose_examples(rows, n_first=0)) == ["u2", "u3", "u5", "u6", "u7"]
+    assert choose_examples([{"snt_id": "a", "snr_i": float("nan")}], n_first=0) == {}
+    assert "first 2 of the 9 test mixtures" in choice_rule(2, 9) and "0: its worst, 1: its best" in choice_rule(2, 9)
