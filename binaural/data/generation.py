@@ -300,10 +300,10 @@ def _build(wsj_root: Path, output_root: Path, options: GenerationOptions) -> dic
 
 def no_wsj0_error(wsj_root: Path, output_root: Path) -> DatasetError:
     """Nothing to generate from: ``wsj_root`` has no ``wsj0/`` (or does not exist)."""
-    state = "has no wsj0/ folder" if wsj_root.is_dir() else "does not exist, so there is no wsj0/"
+    absent = "" if wsj_root.is_dir() else " (it does not exist)"
     return DatasetError(
-        f"{output_root} does not hold the mixtures yet and --wsj_root {wsj_root} {state} to generate them from; "
-        "point --wsj_root at the folder that contains wsj0/, or --data_folder at generated data"
+        f"{output_root} does not hold the mixtures yet and --wsj_root {wsj_root} has no wsj0/ folder{absent} to "
+        "generate them from; point --wsj_root at the folder that contains wsj0/, or --data_folder at generated data"
     )
 
 
