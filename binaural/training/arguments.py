@@ -41,6 +41,8 @@ __all__ = ["RULES", "Rule", "UsageError", "check_overrides", "check_precision", 
 #: The hparams file a message suggests as an example.
 EXAMPLE_HPARAMS = "hparams/convtasnet-parallel.yaml"
 _YAML_TAG = "tag:yaml.org,2002:"
+#: What the YAML of the overrides is called in a message.
+_OVERRIDES = "the command-line options"
 
 
 class UsageError(RecipeError):
@@ -140,10 +142,15 @@ def _mapping(text: str, source: str) -> list[tuple[str, Node]]:
     try:
         root = YAML().compose(text)
     except YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1}: {getattr(error, 'problem', '')})" if mark else ""
+        mark, problem = getattr(error, "problem_mark", None), getattr(error, "problem", "")
+        if source == _OVERRIDES:  # one "key: value" line per option: name the option
+            start = getattr(error, "context_mark", None) or mark  # where the unfinished value began
+            option = text.splitlines()[min(start.line, len(text.splitlines()) - 1)] if start else text
+            raise UsageError(f"--{option.replace(':', '', 1)}: not a valid value ({problem}); write a list or "
+                             "mapping whole, e.g. --n_mixtures '{tr: 2, cv: 1, tt: 2}'") from error
+        where = f" (line {mark.line + 1}, column {mark.column + 1}: {problem})" if mark else ""
         raise UsageError(f"{source}: not valid YAML{where}; fix it or give a file such as {EXAMPLE_HPARAMS}") from error
-    if root is None and source.startswith("--"):
+    if root is None and source == _OVERRIDES:  # no override at all
         return []
     if not isinstance(root, MappingNode):
         raise UsageError(f"{source}: holds no `key: value` mapping, so it is not an hparams file (e.g. {EXAMPLE_HPARAMS})")
@@ -187,7 +194,7 @@ def check_overrides(text: str, overrides: str, hparams_file: str, run_options: l
     """
     known = dict(_mapping(text, hparams_file))
     given: dict[str, str] = {}
-    for key, node in _mapping(overrides, "the command-line options"):
+    for key, node in _mapping(overrides, _OVERRIDES):
         shown = _text(node)
         if key in given:
             raise UsageError(f"--{key} is given twice ({given[key]} and {shown}); give it once")

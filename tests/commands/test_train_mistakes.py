@@ -62,6 +62,7 @@ OPTION_MISTAKES = {
     "zero length": (["--training_signal_len", "0"], ["--training_signal_len 0", "integer >= 1"]),
     "repeated option": (["--N_epochs", "1", "--N_epochs", "2"], ["--N_epochs is given twice (1 and 2)"]),
     "mapping for a number": (["--P", "{a: 1}"], ["--P a mapping", "P takes an integer >= 1"]),
+    "unfinished list": (["--speed_changes", "[95, 100"], ["--speed_changes [95, 100: not a valid value"]),
     "bad run option": (["--max_grad_norm", "x"], ["--max_grad_norm", "invalid float value: 'x'"]),
     "fp16 on a CPU": (["--precision", "fp16"], ["--precision fp16", "CUDA", "--precision bf16"]),
 }
