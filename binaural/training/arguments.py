@@ -36,7 +36,7 @@ from binaural.training.experiment import check_output_folder
 from binaural.training.hparams import current_yaml
 
 __all__ = ["RULES", "Rule", "UsageError", "check_overrides", "check_precision", "check_values", "load_hparams",
-           "parse_command_line", "read_hparams"]
+           "parse_command_line", "plain_values", "read_hparams", "run_option_names"]
 
 #: The hparams file a message suggests as an example.
 EXAMPLE_HPARAMS = "hparams/convtasnet-parallel.yaml"

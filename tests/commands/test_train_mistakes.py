@@ -92,7 +92,7 @@ def test_an_hparams_file_that_is_not_one_is_one_line(kind, tmp_path):
     path = tmp_path / "hparams.yaml"
     path.write_bytes(content)
     result = run([sys.executable, "train.py", str(path), "--data_folder", str(tmp_path / "d"),
-                  "--wsj_root", str(tmp_path / "w")])
+                  "--wsj_root", str(tmp_path / "w"), "--output_folder", str(tmp_path / "exp")])
     one_error_line(result, str(path), *expected)
 
 
