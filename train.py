@@ -32,14 +32,17 @@ in dB (negative SNR, lower is better).
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import speechbrain as sb
 import torch
+
+from binaural.training.experiment import experiment_lock, log_to_files, silence_false_messages
+
+silence_false_messages()  # before SpeechBrain, which logs a false warning while it is imported
+import speechbrain as sb  # noqa: E402
 from speechbrain.utils.distributed import if_main_process, is_distributed_initialized, run_on_main
 from speechbrain.utils.logger import get_logger
 
@@ -48,7 +51,7 @@ from binaural.data.layout import freq_name
 from binaural.errors import RecipeError
 from binaural.training.augment import draw_shifts, random_segment, shift_sources, speed_perturb_sources, sum_sources, with_noise
 from binaural.training.checkpoints import VALID_SNR_KEY, IntactCheckpointer
-from binaural.training.hparams import current_yaml
+from binaural.training.arguments import UsageError, check_precision, load_hparams, parse_command_line
 from binaural.training.data import dataset_options, dynamic_mixing_factory, static_dataset, training_set
 from binaural.training.examples import save_binaural_wav
 from binaural.training.losses import select_training_loss, separation_loss
@@ -379,7 +382,8 @@ class Separation(sb.Brain):
         to evaluate an untrained model or one whose every checkpoint is damaged."""
         checkpoint, reason = self.checkpointer.find_best_checkpoint(min_key=min_key, max_key=max_key)
         if checkpoint is None:
-            raise RecipeError(no_checkpoint_message(self.checkpointer))
+            epochs = None if self.test_only else self.hparams.epoch_counter.limit
+            raise RecipeError(no_checkpoint_message(self.checkpointer, epochs))
         logger.info(f"evaluating {checkpoint.path} ({reason})")
         self.checkpointer.load_checkpoint(checkpoint)
 
@@ -454,10 +458,18 @@ class Separation(sb.Brain):
                 )
 
 
-def no_checkpoint_message(checkpointer: IntactCheckpointer) -> str:
-    """Why ``--test_only`` cannot evaluate: no checkpoint in the folder, or none intact (named)."""
+def no_checkpoint_message(checkpointer: IntactCheckpointer, epochs: int | None = None) -> str:
+    """Why the test stage cannot evaluate: no checkpoint in the folder, or none intact (named).
+
+    ``epochs``: the ``N_epochs`` of a run that trained first (None: ``--test_only``).
+    """
     if checkpointer.damaged:
         return f"{checkpointer.unusable_message()}: nothing to evaluate"
+    if epochs is not None:
+        return (
+            f"nothing was trained (N_epochs is {epochs}) and {checkpointer.checkpoints_dir} holds no checkpoint to "
+            "evaluate; give --N_epochs 1 or more"
+        )
     return (
         f"no trained checkpoint in {checkpointer.checkpoints_dir}: nothing to evaluate. Train first (the same "
         "command without --test_only), or point --output_folder at a trained experiment"
@@ -560,44 +572,35 @@ def run(hparams_file: str, hparams: dict, run_opts, overrides: str) -> None:
             train_loader_kwargs=train_opts,
             valid_loader_kwargs=dict(hparams["valid_dataloader_opts"]),
         )
-    separator.test_dataset = datasets["tt"]  # save_chosen_examples separates the chosen ones again
+    separator.test_dataset = datasets[test_split]  # save_chosen_examples separates the chosen ones again
     # The best checkpoint by the key its folder holds (checkpoints.KNOWN_CHECKPOINT_KEYS: ours, published).
     separator.evaluate(datasets[test_split], test_loader_kwargs=dict(hparams["test_dataloader_opts"]))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point; returns the exit status."""
-    from hyperpyyaml import load_hyperpyyaml
-
+    """Command-line entry point; returns the exit status (2: a wrong command line, 1: bad input)."""
     raw = list(sys.argv[1:] if argv is None else argv)
-    try:
-        args = translate_argv(raw)
-    except RecipeError as error:
-        print(f"train.py: error: {error}", file=sys.stderr)
-        return 2
     if any(a.split("=")[0] == "--distributed_launch" for a in raw) and "RANK" not in os.environ:
         print("train.py: warning: --distributed_launch without a launcher (no RANK in the environment): "
               "running one process; start with torchrun --nproc_per_node=N for DDP", file=sys.stderr)
-    hparams_file, run_opts, overrides = sb.parse_arguments(args)
-    if not os.path.isfile(hparams_file):
-        print(f"train.py: error: {hparams_file}: hparams file not found (e.g. hparams/convtasnet-parallel.yaml)",
-              file=sys.stderr)
-        return 2
-    with open(hparams_file, encoding="utf-8") as fin:
-        hparams = load_hyperpyyaml(current_yaml(fin.read()), overrides)
-
-    # Multi-process (DDP) set-up from the launcher's environment (RANK, LOCAL_RANK, WORLD_SIZE).
-    sb.utils.distributed.ddp_init_group(run_opts)
     finished = False
     try:
-        run(hparams_file, hparams, run_opts, overrides)
+        hparams_file, run_opts, overrides = parse_command_line(translate_argv(raw))
+        hparams = load_hparams(hparams_file, overrides)
+        check_precision(run_opts, hparams, torch.cuda.is_available(),
+                        torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+        # One launch writes into output_folder at a time; its rank 0 holds the lock before the
+        # process group forms, so the other ranks of a refused launch never get past it.
+        with experiment_lock(hparams["output_folder"]):
+            # Multi-process (DDP) set-up from the launcher's environment (RANK, LOCAL_RANK, WORLD_SIZE).
+            sb.utils.distributed.ddp_init_group(run_opts)
+            run(hparams_file, hparams, run_opts, overrides)
         finished = True
     except RecipeError as error:
         message = error_line(error)
-        if logging.getLogger().handlers:  # the experiment's log.txt exists: keep the reason there too
-            logger.error(message)
+        log_to_files(message)  # the experiment's log.txt, when there is one; the console gets it once
         print(f"train.py: error: {message}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(error, UsageError) else 1
     finally:
         if is_distributed_initialized():
             if finished:

@@ -36,6 +36,7 @@ from binaural.data.record import (
     DatasetRecord,
     GenerationOptions,
     check_recordless,
+    holds_wavs,
     mismatch,
     part_files,
 )
@@ -231,16 +232,15 @@ def _build(wsj_root: Path, output_root: Path, options: GenerationOptions) -> dic
     if record is not None:  # before anything is drawn, downloaded or written
         record.check_identity(options.identity(), output_root)
         record.check_sizes(options, output_root)
+    if not (wsj_root / "wsj0").is_dir() and not holds_wavs(output_root):
+        raise no_wsj0_error(wsj_root, output_root)  # before anything is downloaded or drawn
     metadata_dir, hrtf_set, sources = resolve_metadata(wsj_root, output_root, options)
     specs = {split: variant.load_specs(metadata_dir, n_spks, split, options.freqs, options.modes) for split in options.splits}
     if record is None and check_recordless(output_root, options, specs):
         return {split: 0 for split in options.splits}
     everything = [spec for split in options.splits for spec in specs[split]]
     if not (wsj_root / "wsj0").is_dir():
-        raise DatasetError(
-            f"{output_root} does not hold the mixtures yet and --wsj_root {wsj_root} has no wsj0/ folder to "
-            "generate them from; point --wsj_root at the folder that contains wsj0/, or --data_folder at generated data"
-        )
+        raise no_wsj0_error(wsj_root, output_root)
     check_sources(everything, wsj_root, check_rate=not options.own_metadata)
     workers_wanted = options.num_workers or default_workers()
     download_parent = Path(options.repo_dir).parent if options.repo_dir else output_root.parent
@@ -296,6 +296,15 @@ def _build(wsj_root: Path, output_root: Path, options: GenerationOptions) -> dic
             "wrapped around, as the public scripts' astype(int16) does" if renderer.overflow == "wrap" else "clipped",
         )
     return {split: sum(1 for spec, _ in tasks if spec.split == split) for split in options.splits}
+
+
+def no_wsj0_error(wsj_root: Path, output_root: Path) -> DatasetError:
+    """Nothing to generate from: ``wsj_root`` has no ``wsj0/`` (or does not exist)."""
+    absent = "" if wsj_root.is_dir() else " (it does not exist)"
+    return DatasetError(
+        f"{output_root} does not hold the mixtures yet and --wsj_root {wsj_root} has no wsj0/ folder{absent} to "
+        "generate them from; point --wsj_root at the folder that contains wsj0/, or --data_folder at generated data"
+    )
 
 
 def _run(

@@ -10,6 +10,8 @@ import errno
 import logging
 import os
 import secrets
+import socket
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator
@@ -123,12 +125,32 @@ def atomic_text(path: str | Path) -> Iterator[IO[str]]:
         yield stream
 
 
+class BusyError(RecipeError):
+    """A folder another run is writing (it holds the folder's lock)."""
+
+
+def owner_path(lock_path: str | Path) -> Path:
+    """``<lock>.owner``: who holds a lock taken with ``wait=False`` (pid, host, start, command)."""
+    return Path(f"{lock_path}.owner")
+
+
+def _holder(lock_path: Path) -> str:
+    """The process that holds ``lock_path``, as its :func:`owner_path` file says."""
+    try:
+        return owner_path(lock_path).read_text(encoding="utf-8").strip() or f"it holds {lock_path}"
+    except OSError:
+        return f"it holds {lock_path}"  # it is between taking the lock and writing who it is
+
+
 @contextmanager
-def exclusive(lock_path: str | Path, what: str) -> Iterator[None]:
+def exclusive(lock_path: str | Path, what: str, wait: bool = True) -> Iterator[None]:
     """Hold the exclusive lock ``lock_path`` while the block runs: one writer of ``what`` at a time.
 
-    A second process waits for the first (saying once, naming ``what``, what it waits for), then
-    runs: it finds the work done, or finishes it. The lock is the kernel's (``flock``, through the
+    With ``wait`` (a data tree: the second run finds the work done, or finishes it), a second
+    process waits for the first, saying once, naming ``what``, what it waits for. Without it (an
+    experiment folder, whose second writer would train over the first), the second one stops with
+    a :class:`BusyError` naming ``what`` and the running process, which the holder records in
+    :func:`owner_path` (removed on release). The lock is the kernel's (``flock``, through the
     ``filelock`` package), so it dies with its holder, even on SIGKILL: a lock file left behind
     means nothing. Not re-entrant across separate calls in one process: take it once per writer.
     """
@@ -136,11 +158,21 @@ def exclusive(lock_path: str | Path, what: str) -> Iterator[None]:
     try:
         lock.acquire(timeout=0)
     except filelock.Timeout:
+        if not wait:
+            raise BusyError(
+                f"{what} is being written by another run ({_holder(Path(lock_path))}); wait for it to finish, "
+                "or choose another folder"
+            ) from None
         logger.warning("%s is being written by another run (it holds %s); waiting for it to finish", what, lock_path)
         lock.acquire()
     try:
+        if not wait:
+            with atomic_text(owner_path(lock_path)) as stream:
+                stream.write(f"pid {os.getpid()} on {socket.gethostname()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}")
         yield
     finally:
+        if not wait:
+            owner_path(lock_path).unlink(missing_ok=True)
         lock.release()
 
 

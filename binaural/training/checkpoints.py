@@ -35,6 +35,7 @@ The hparams files declare it in place of SpeechBrain's class::
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import pickle
@@ -71,6 +72,9 @@ KNOWN_CHECKPOINT_KEYS: tuple[tuple[str, str], ...] = ((VALID_SNR_KEY, "max"), ("
 STAGING_SUFFIX = ".saving"
 #: Suffix of a checkpoint being replaced by a new one of the same (custom) name.
 REPLACED_SUFFIX = ".replaced"
+#: What torch.save's C++ writer says when the file system refuses its bytes (a full disk; the text
+#: depends on where the write fails: the zip writer, or the C++ stream when it is flushed).
+TORCH_WRITE_FAILURES = ("inline_container", "PytorchStreamWriter", "file write failed", "iostream error")
 #: Keys SpeechBrain needs in ``CKPT.yaml`` to order and load a checkpoint.
 REQUIRED_META = ("unixtime", "end-of-epoch")
 #: How many characters of a library's error message a one-line error keeps.
@@ -184,7 +188,14 @@ class IntactCheckpointer(Checkpointer):
         """
         if if_main_process():
             self._remove_leftovers()
-        staged = super().save_checkpoint(meta=meta, end_of_epoch=end_of_epoch, name=name, verbosity=logging.DEBUG)
+        try:
+            staged = super().save_checkpoint(meta=meta, end_of_epoch=end_of_epoch, name=name, verbosity=logging.DEBUG)
+        except (OSError, RuntimeError) as error:
+            if isinstance(error, RuntimeError) and not any(mark in str(error) for mark in TORCH_WRITE_FAILURES):
+                raise  # not a write failure: a bug, with its traceback
+            if if_main_process():
+                self._remove_leftovers()  # the staging folder of this save: it never became a checkpoint
+            raise self._save_error(error) from error
         ddp_barrier()  # every process has written its files into the staging folder
         final = None
         if staged is not None:  # the main process
@@ -195,6 +206,19 @@ class IntactCheckpointer(Checkpointer):
         if staged is None:
             return None
         return Checkpoint(final, staged.meta, {key: final / Path(path).name for key, path in staged.paramfiles.items()})
+
+    def _save_error(self, error: OSError | RuntimeError) -> CheckpointError:
+        """One line for a save that failed (a full disk, above all): the folder, why, what is kept, the fix."""
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            reason = "the disk is full"
+        elif isinstance(error, OSError):
+            reason = error.strerror or one_line(error, 160)
+        else:  # torch.save's writer says only "unexpected pos" when the disk refuses its bytes
+            reason = f"torch.save could not write its file: is the disk full? ({one_line(error, 160)})"
+        return CheckpointError(
+            f"{self.checkpoints_dir}: the checkpoint could not be saved ({reason}); the checkpoints already there "
+            "are complete and kept. Free space there and rerun the same command: it resumes from the last one"
+        )
 
     def _new_checkpoint_dirpath(self) -> Path:
         return _staging_path(super()._new_checkpoint_dirpath())

@@ -242,3 +242,38 @@ def test_train_key_first_then_the_published_negative_snr(recipe):
     assert checkpointer.find_best_checkpoint() == (best, "best by min snr")
     assert checkpointer.find_best_checkpoint(max_key="snr") == (worse, "best by max snr")
     assert checkpointer.recover_if_possible() == latest
+
+
+# ------------------------------------------------------------------------------------------ a full disk
+def _enospc(module, path):
+    import errno
+    import os
+
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+
+def _torch_to_full_device(module, path):
+    torch.save(module.state_dict(), "/dev/full")  # the kernel's full disk: torch's writer fails as on one
+
+
+@pytest.mark.parametrize("failing_save, reason", [(_enospc, "the disk is full"), (_torch_to_full_device, "is the disk full?")])
+def test_a_full_disk_during_a_save_is_one_line_naming_the_folder_and_keeps_the_checkpoints(
+    recipe, monkeypatch, failing_save, reason
+):
+    from speechbrain.utils import checkpoints as sb_checkpoints
+
+    if failing_save is _torch_to_full_device and not Path("/dev/full").exists():
+        pytest.skip("no /dev/full on this system")
+    hparams, checkpointer = recipe
+    first = checkpointer.save_checkpoint(meta={"valid_snr": 3.0})
+    saved = state(hparams["Model"])
+    monkeypatch.setitem(sb_checkpoints.DEFAULT_SAVE_HOOKS, torch.nn.Module, failing_save)
+    with pytest.raises(CheckpointError) as raised:
+        checkpointer.save_checkpoint(meta={"valid_snr": 4.0})
+    message = str(raised.value)
+    assert "\n" not in message and str(checkpointer.checkpoints_dir) in message and reason in message
+    assert "complete and kept" in message
+    # Complete or absent: the failed save left nothing, the first checkpoint is whole.
+    assert [p.name for p in checkpointer.checkpoints_dir.iterdir()] == [first.path.name]
+    bump(hparams["Model"])
+    assert checkpointer.recover_if_possible() == first and same(hparams["Model"], saved)

@@ -46,6 +46,28 @@ def test_two_process_training(launcher, data_2spk, tiny_wsj_root, tmp_path):
     check_test_results(out, N_MIXTURES["tt"])
 
 
+def test_a_launch_into_a_busy_folder_stops_at_once_and_writes_nothing(data_2spk, tiny_wsj_root, tmp_path):
+    """One launch is one writer: its rank 0 holds the lock, so a second launch into the folder another
+    run holds is refused by its rank 0 before the process group forms, and none of its ranks writes."""
+    import os
+
+    from binaural.training.experiment import experiment_lock
+
+    out = tmp_path / "out"
+    command = recipe_command("convtasnet-parallel.yaml", data_2spk, tiny_wsj_root, out, "--N_epochs", "1")
+    launch = LAUNCHERS["torchrun"](free_port()) + command[1:] + ["--distributed_backend=gloo"]
+    with experiment_lock(out):  # another run (this test) is writing into out
+        before = sorted(p.relative_to(out) for p in out.rglob("*"))
+        result = run(launch, timeout=240, OMP_NUM_THREADS="1")
+        assert result.returncode != 0 and 'train.py", line' not in result.stderr, result.stderr[-3000:]
+        refusals = [line for line in result.stderr.splitlines() if line.startswith("train.py: error: ")]
+        assert len(refusals) == 1, result.stderr[-3000:]  # rank 0's; rank 1 never got past the rendezvous
+        assert f"the experiment folder {out} is being written by another run (pid {os.getpid()} on " in refusals[0]
+        # SpeechBrain's checkpointer makes save/ when the hparams are loaded: nothing else appeared.
+        assert {p for p in out.rglob("*")} <= {out / p for p in before} | {out / "save"}
+        assert not (out / "log.txt").exists() and not (out / "train_log.txt").exists()
+
+
 def _rank_step(rank: int, init_file: str, results: str) -> None:
     """One DDP step where rank 1 rejects its batch (train.Separation._zero_loss) and rank 0 does not."""
     from types import SimpleNamespace
