@@ -52,6 +52,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -107,6 +108,50 @@ def _shared_outputs(separator: BinauralSeparator, inputs: Sequence[Path], output
             other = writers.setdefault(str(target).casefold(), path)
             if other != path:
                 return f"{other} and {path} would both be written to {target}"
+    return None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` are one file or folder on disk (both existing).
+
+    Compared by device and inode, so symbolic links, ``..``, hard links and a case-insensitive
+    disk (``X_S1.wav`` is ``x_s1.wav`` there) are all seen through.
+    """
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _existing_ancestors(path: Path) -> list[Path]:
+    """``path`` and its parents that exist, nearest first (``path`` itself may not exist yet)."""
+    path = Path(os.path.abspath(path))
+    return [p for p in (path, *path.parents) if p.exists()]
+
+
+def _output_inside_input(input_path: Path, output_dir: Path) -> str | None:
+    """Why ``output_dir`` may not receive the estimates of the folder ``input_path``; None if it may.
+
+    Estimates written into the folder being separated would be taken for inputs (``x_s1.wav``
+    separated again into ``x_s1_s1.wav``) or replace the user's own files of the same name.
+    """
+    if not input_path.is_dir():
+        return None
+    if any(_same_file(folder, input_path) for folder in _existing_ancestors(output_dir)):
+        return (f"--output_dir {output_dir} is the input folder {input_path} or lies inside it: the estimates "
+                f"(NAME_s1.wav...) would replace recordings there or be separated as inputs; choose another "
+                f"--output_dir, e.g. {input_path.resolve().parent / (input_path.resolve().name + '_separated')}")
+    return None
+
+
+def _outputs_over_inputs(separator: BinauralSeparator, inputs: Sequence[Path], output_dir: Path) -> str | None:
+    """An estimate that would be written over a file given as input, named; None if none."""
+    for path in inputs:
+        for target in separator.output_paths(path, output_dir):
+            victim = next((other for other in inputs if _same_file(target, other)), None)
+            if victim is not None:
+                return (f"the estimate {target} of {path} would be written over the input {victim}; choose an "
+                        "--output_dir that holds no input")
     return None
 
 
@@ -203,7 +248,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         inputs = _inputs(args.input)
         if args.output_dir.exists() and not args.output_dir.is_dir():
             raise SeparationError(f"{args.output_dir}: not a folder; --output_dir names the folder the estimates go to")
+        inside_input = _output_inside_input(args.input, args.output_dir)
+        if inside_input:
+            raise SeparationError(inside_input)
         separator = _separator(args)
+        over_input = _outputs_over_inputs(separator, inputs, args.output_dir)
+        if over_input:  # the user's file would lose its bytes
+            raise SeparationError(over_input)
         clash = _shared_outputs(separator, inputs, args.output_dir)
         if clash:  # refused before anything is written: the second would overwrite the first
             raise SeparationError(f"{clash}; rename one of them, or separate them into different --output_dir folders")
