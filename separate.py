@@ -52,14 +52,13 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from binaural.errors import RecipeError
 from binaural.io.atomic import WriteError
-from binaural.io.audio import RECORDING_SUFFIXES
+from binaural.separation.files import OutputFolderError, check_output_folder, check_outputs, recording_inputs
 from binaural.separation.separator import (
     DEFAULT_BLOCK_SECONDS,
     DEFAULT_CROSSFADE_MS,
@@ -69,17 +68,6 @@ from binaural.separation.separator import (
 )
 from binaural.training.checkpoints import one_line
 
-
-
-def _inputs(path: Path) -> list[Path]:
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in RECORDING_SUFFIXES and p.is_file())
-        if not files:
-            raise SeparationError(f"{path}: no {'/'.join(RECORDING_SUFFIXES)} file in this folder")
-        return files
-    if not path.exists():
-        raise SeparationError(f"{path}: no such file or folder")
-    return [path]
 
 
 def _parse_overrides(items: Sequence[str]) -> dict:
@@ -95,64 +83,6 @@ def _parse_overrides(items: Sequence[str]) -> dict:
         except Exception as error:  # ruamel / hyperpyyaml errors: the value is not YAML
             raise SeparationError(f"--override {item!r}: the value is not YAML ({one_line(error)})") from error
     return overrides
-
-
-def _shared_outputs(separator: BinauralSeparator, inputs: Sequence[Path], output_dir: Path) -> str | None:
-    """Two inputs that would write the same file (``a.wav`` and ``a.flac``: ``a_s1.wav``), named; None if none.
-
-    Names are compared case-blind: on a case-insensitive disk ``A_s1.wav`` is ``a_s1.wav``.
-    """
-    writers: dict[str, Path] = {}
-    for path in inputs:
-        for target in separator.output_paths(path, output_dir):
-            other = writers.setdefault(str(target).casefold(), path)
-            if other != path:
-                return f"{other} and {path} would both be written to {target}"
-    return None
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    """Whether ``a`` and ``b`` are one file or folder on disk (both existing).
-
-    Compared by device and inode, so symbolic links, ``..``, hard links and a case-insensitive
-    disk (``X_S1.wav`` is ``x_s1.wav`` there) are all seen through.
-    """
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
-def _existing_ancestors(path: Path) -> list[Path]:
-    """``path`` and its parents that exist, nearest first (``path`` itself may not exist yet)."""
-    path = Path(os.path.abspath(path))
-    return [p for p in (path, *path.parents) if p.exists()]
-
-
-def _output_inside_input(input_path: Path, output_dir: Path) -> str | None:
-    """Why ``output_dir`` may not receive the estimates of the folder ``input_path``; None if it may.
-
-    Estimates written into the folder being separated would be taken for inputs (``x_s1.wav``
-    separated again into ``x_s1_s1.wav``) or replace the user's own files of the same name.
-    """
-    if not input_path.is_dir():
-        return None
-    if any(_same_file(folder, input_path) for folder in _existing_ancestors(output_dir)):
-        return (f"--output_dir {output_dir} is the input folder {input_path} or lies inside it: the estimates "
-                f"(NAME_s1.wav...) would replace recordings there or be separated as inputs; choose another "
-                f"--output_dir, e.g. {input_path.resolve().parent / (input_path.resolve().name + '_separated')}")
-    return None
-
-
-def _outputs_over_inputs(separator: BinauralSeparator, inputs: Sequence[Path], output_dir: Path) -> str | None:
-    """An estimate that would be written over a file given as input, named; None if none."""
-    for path in inputs:
-        for target in separator.output_paths(path, output_dir):
-            victim = next((other for other in inputs if _same_file(target, other)), None)
-            if victim is not None:
-                return (f"the estimate {target} of {path} would be written over the input {victim}; choose an "
-                        "--output_dir that holds no input")
-    return None
 
 
 def _positive_float(text: str) -> float:
@@ -178,7 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--min_key", help="pick the checkpoint with the lowest value of this meta key")
     model.add_argument("--max_key", help="pick the checkpoint with the highest value of this meta key")
     model.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
-                       help="hparams override (repeatable), e.g. --override sample_rate=16000")
+                       help="hparams override (repeatable), e.g. --override N_encoder_out=256 with --hparams (the "
+                            "checkpoint must fit it); an --experiment's sample rate and model sizes cannot be "
+                            "overridden")
     model.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1... (default cpu)")
     parser.add_argument("--input", type=Path, help="a two-channel audio file, or a folder of them (required)")
     parser.add_argument("--output_dir", type=Path, help="where NAME_s1.wav... are written (required)")
@@ -245,19 +177,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.export_onnx is not None:
             return _export_onnx(_separator(args), args.export_onnx, args.chunk_ms)
-        inputs = _inputs(args.input)
-        if args.output_dir.exists() and not args.output_dir.is_dir():
-            raise SeparationError(f"{args.output_dir}: not a folder; --output_dir names the folder the estimates go to")
-        inside_input = _output_inside_input(args.input, args.output_dir)
-        if inside_input:
-            raise SeparationError(inside_input)
+        inputs = recording_inputs(args.input)
+        check_output_folder(args.input, args.output_dir)
         separator = _separator(args)
-        over_input = _outputs_over_inputs(separator, inputs, args.output_dir)
-        if over_input:  # the user's file would lose its bytes
-            raise SeparationError(over_input)
-        clash = _shared_outputs(separator, inputs, args.output_dir)
-        if clash:  # refused before anything is written: the second would overwrite the first
-            raise SeparationError(f"{clash}; rename one of them, or separate them into different --output_dir folders")
+        check_outputs(separator.output_paths, inputs, args.output_dir)  # before anything is written
         print(f"model: {separator.source}; {separator.n_spks} talkers at {separator.sample_rate} Hz on {separator.device}")
         if args.streaming:
             separator.use_engine(args.engine, args.chunk_ms)
@@ -271,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
     except RecipeError as error:  # the set-up: experiment, checkpoint, options (2); an input file (1)
         print(f"separate.py: error: {error}", file=sys.stderr)
-        return 2 if isinstance(error, SeparationError) else 1
+        return 2 if isinstance(error, (SeparationError, OutputFolderError)) else 1
     failures = 0
     separated: list[tuple[Path, list[Path]]] = []  # (input, estimates) for --report
     for path in inputs:

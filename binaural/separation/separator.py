@@ -83,6 +83,15 @@ DEFAULT_SAMPLE_RATE = 8000
 DEFAULT_BLOCK_SECONDS = 60.0
 DEFAULT_CROSSFADE_MS = 100.0
 PCM_PEAK = 0.999  # headroom below full scale for PCM output
+#: Hparams an ``--override`` may not change in an experiment (:func:`refuse_fact_overrides`): its
+#: rate and the recipe's model sizes (also those a resolved copy no longer refers to by name).
+EXPERIMENT_FACTS: tuple[str, ...] = (
+    "sample_rate", "num_spks", "N_encoder_out", "kernel_size", "kernel_stride", "B", "H", "P", "X", "R",
+    "norm_type", "causal", "mask_nonlinear",
+)
+#: Inputs below this rate (Hz) are refused: they hold no speech band to separate (telephone speech
+#: is 8 kHz), so such a rate is a wrong header, and resampling them would invent the signal.
+MIN_INPUT_RATE = 4000
 #: The streaming engines (:meth:`BinauralSeparator.use_engine`).
 ENGINES: tuple[str, ...] = ("torch", "numba", "onnx")
 
@@ -92,24 +101,27 @@ class SeparationError(RecipeError):
 
 
 # ============================================================================================== loading
-def inference_overrides(text: str) -> dict:
-    """Overrides that make loading the YAML ``text`` build the separator and nothing else.
-
-    ``!PLACEHOLDER`` keys (``data_folder``, ``wsj_root``) get dummy values, and every top-level
-    ``!new:`` / ``!name:`` object that neither ``Model`` (our files) nor ``modules`` (ours and the
-    published recipe's, which lists the six lobes) depends on, through ``!ref`` or a YAML alias
-    (the resolved copies in experiment folders use aliases), is replaced by ``None``: the
-    ``Checkpointer`` (which would create its folder where we stand), the loggers, the optimiser,
-    the augmentations (the published files name ``speechbrain.lobes.augment``, gone from
-    SpeechBrain 1.x)... Only ``!apply:`` entries (the seed) still run as written.
-    """
+def _top_level_entries(text: str) -> dict:
+    """The top-level ``key: node`` entries of the YAML ``text`` (ruamel nodes; empty if not a mapping)."""
     import ruamel.yaml
-    from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
+    from ruamel.yaml.nodes import MappingNode
 
     root = ruamel.yaml.YAML().compose(text)
     if not isinstance(root, MappingNode):
         return {}
-    entries = {key.value: value for key, value in root.value}
+    return {key.value: value for key, value in root.value}
+
+
+def separator_keys(text: str) -> set[str]:
+    """The top-level keys of the YAML ``text`` that the separator is built from.
+
+    ``Model`` (our files) and ``modules`` (ours and the published recipe's, which lists the six
+    lobes), and every key they depend on through ``!ref`` / ``!copy`` or a YAML alias (the resolved
+    copies in experiment folders use aliases), transitively.
+    """
+    from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
+
+    entries = _top_level_entries(text)
     owner = {id(node): key for key, node in entries.items()}
 
     def references(top: object) -> set[str]:
@@ -138,8 +150,22 @@ def inference_overrides(text: str) -> dict:
         if key in entries and key not in needed:
             needed.add(key)
             todo.extend(references(entries[key]))
+    return needed
+
+
+def inference_overrides(text: str) -> dict:
+    """Overrides that make loading the YAML ``text`` build the separator and nothing else.
+
+    ``!PLACEHOLDER`` keys (``data_folder``, ``wsj_root``) get dummy values, and every top-level
+    ``!new:`` / ``!name:`` object that the separator does not depend on (:func:`separator_keys`)
+    is replaced by ``None``: the ``Checkpointer`` (which would create its folder where we stand),
+    the loggers, the optimiser, the augmentations (the published files name
+    ``speechbrain.lobes.augment``, gone from SpeechBrain 1.x)... Only ``!apply:`` entries (the
+    seed) still run as written.
+    """
+    needed = separator_keys(text)
     overrides: dict = {}
-    for key, node in entries.items():
+    for key, node in _top_level_entries(text).items():
         tag = str(node.tag)
         if tag == "!PLACEHOLDER":
             overrides[key] = f"/nonexistent/{key}"
@@ -148,13 +174,32 @@ def inference_overrides(text: str) -> dict:
     return overrides
 
 
-def load_hparams(path: Path, overrides: dict | None = None) -> dict:
+def refuse_fact_overrides(text: str, overrides: dict, source: Path) -> None:
+    """Refuse ``overrides`` that would change what a trained experiment is.
+
+    An experiment's weights were trained at its ``sample_rate`` with its model's sizes: another
+    value runs the model on signals it never saw (an 8 kHz model at 16 kHz separates badly without
+    a word) or builds a model its checkpoint does not fit. The facts are
+    :data:`EXPERIMENT_FACTS` and every key the separator is built from (:func:`separator_keys`).
+    """
+    facts = set(EXPERIMENT_FACTS) | separator_keys(text)
+    changed = sorted(key for key in overrides if key in facts)
+    if changed:
+        raise SeparationError(
+            f"--override {', '.join(changed)}: the sample rate and the model's sizes are facts of the experiment "
+            f"{source.parent} (the weights were trained with them); drop the override: inputs at any rate are "
+            "resampled to the model's rate, and the estimates back"
+        )
+
+
+def load_hparams(path: Path, overrides: dict | None = None, experiment: bool = False) -> dict:
     """Load a recipe YAML (or an experiment's resolved copy, ours or a published one) for inference.
 
     Only the separator is built (:func:`inference_overrides`): the experiment's own paths are
     relative to where it was trained, and its training-only objects may not even exist in this
-    SpeechBrain. ``overrides`` win. A HyperPyYAML file can run code when loaded (``!new:``,
-    ``!apply:`` build any Python object): load only experiments you trust.
+    SpeechBrain. ``overrides`` win, except, for an ``experiment``'s own copy, over its sample
+    rate and model sizes (:func:`refuse_fact_overrides`). A HyperPyYAML file can run code when
+    loaded (``!new:``, ``!apply:`` build any Python object): load only experiments you trust.
     """
     from hyperpyyaml import load_hyperpyyaml
 
@@ -168,6 +213,8 @@ def load_hparams(path: Path, overrides: dict | None = None) -> dict:
         raise SeparationError(f"{path}: cannot read the hparams ({one_line(error)})") from error
     except Exception as error:  # ruamel's parser and composer errors: the file is not YAML
         raise SeparationError(f"{path}: not a YAML file ({type(error).__name__}: {one_line(error)})") from error
+    if experiment:
+        refuse_fact_overrides(text, overrides or {}, path)
     defaults.update(overrides or {})
     try:
         return load_hyperpyyaml(current_yaml(text), defaults)
@@ -287,6 +334,15 @@ def _load(checkpointer: IntactCheckpointer, checkpoint: Checkpoint) -> None:
         checkpointer.load_checkpoint(checkpoint)
     except CheckpointError as error:
         raise SeparationError(str(error)) from error
+
+
+def check_input_rate(rate: int) -> None:
+    """Refuse a mixture's ``rate`` (Hz) below :data:`MIN_INPUT_RATE`."""
+    if rate < MIN_INPUT_RATE:
+        raise SeparationError(
+            f"sample rate {rate} Hz, below the {MIN_INPUT_RATE} Hz this recipe separates (no speech band fits); "
+            "check the file's header, or resample the recording to at least 8000 Hz"
+        )
 
 
 def _device(device: str | torch.device) -> torch.device:
@@ -493,7 +549,7 @@ class BinauralSeparator:
                 f"{folder}: no {' or '.join(EXPERIMENT_HPARAMS_NAMES)}; pass the experiment folder "
                 "train.py created (results/<experiment_name>/<seed>), or --hparams and --checkpoint"
             )
-        hparams = load_hparams(hparams_file, overrides)
+        hparams = load_hparams(hparams_file, overrides, experiment=True)
         model = model_from_hparams(hparams, hparams_file)
         checkpoint, reason = find_best_checkpoint(folder / "save", model, min_key, max_key)
         _load(_checkpointer(folder / "save", model), checkpoint)  # the files once more: they may have changed since
@@ -524,6 +580,7 @@ class BinauralSeparator:
     ) -> np.ndarray:
         """``[time, 2]`` at ``rate`` Hz -> float32 ``[time', 2, n_spks]`` at the model's rate."""
         mix = np.asarray(mix)
+        check_input_rate(rate)
         if mix.ndim != 2 or mix.shape[1] != 2:
             raise SeparationError(
                 f"expected a two-channel [time, 2] mixture, got shape {mix.shape}: a mono signal carries no interaural cues"
