@@ -227,9 +227,25 @@ def load_split(
                 f"{paths['scaling']}: scaling_wsjmix_{key[0]}_{key[1]} has shape {matrix.shape}, expected "
                 f"({len(filenames)}, {n_spks}) to match {paths['filenames'].name}"
             )
+    for (freq, mode), matrix in scaling.items():
+        bad = np.flatnonzero(~np.isfinite(matrix).all(axis=1))
+        if bad.size:  # a NaN gain casts to a silent int16 mixture whose targets are speech
+            row = int(bad[0])
+            raise MetadataError(
+                f"{paths['scaling']}: scaling_wsjmix_{freq}_{mode} holds a non-finite gain {matrix[row].tolist()} for "
+                f"mixture {filenames[row].get('output_filename')!r} (row {row + 2} of {paths['filenames'].name}"
+                f"{f', and {bad.size - 1} other row(s)' if bad.size > 1 else ''}); restore the file from the metadata "
+                "release. Nothing was written."
+            )
     specs = []
+    first_row: dict[str, int] = {}
     for index, row in enumerate(filenames):
         name = check_filenames_row(row, paths["filenames"], index + 2, n_spks)
+        if first_row.setdefault(name, index + 2) != index + 2:
+            raise MetadataError(
+                f"{paths['filenames']}: rows {first_row[name]} and {index + 2} both name the mixture {name!r}: one "
+                "would overwrite the other; restore the file from the metadata release. Nothing was written."
+            )
         hrtf_row_number, hrtf = hrtf_by_name.get(name, (None, None))
         if hrtf is None:
             raise MetadataError(
@@ -414,6 +430,23 @@ def draw_split(
                 gains[(freq, mode)] = draw_gains(fix_length(dry, mode), SAMPLE_RATES[freq], levels)
         specs.append(MixtureSpec(split, len(specs), output_filename, paths, gains, subject, directions))
     return specs
+
+
+def check_unique_outputs(specs: Sequence[MixtureSpec], metadata_dir: Path) -> None:
+    """Refuse a split in which two mixtures would be written to one file (``binaural_name``).
+
+    Two rows with the same utterances, listener and directions but other gains give one name: the
+    second would replace the first, and the split would hold fewer mixtures than its metadata.
+    """
+    first: dict[str, MixtureSpec] = {}
+    for spec in specs:
+        other = first.setdefault(spec.binaural_name, spec)
+        if other is not spec:
+            raise MetadataError(
+                f"{metadata_dir}: mixtures {other.output_filename!r} and {spec.output_filename!r} of split "
+                f"{spec.split} would both be written to {spec.binaural_name}; each mixture needs its own name: "
+                "restore the metadata from its release. Nothing was written."
+            )
 
 
 def write_split(specs: Sequence[MixtureSpec], metadata_dir: Path, n_spks: int, split: str) -> dict[str, Path]:

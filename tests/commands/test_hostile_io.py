@@ -93,3 +93,114 @@ def test_separate_into_a_sibling_folder_still_works(experiment, tmp_path) -> Non
     assert result.returncode == 0, result.stderr
     assert snapshot(folder) == before
     assert sorted(p.name for p in out.iterdir()) == ["x_s1.wav", "x_s1_s1.wav", "x_s1_s2.wav", "x_s2.wav"]
+
+
+# ==================================================================================================
+# separate.py: the model's rate and sizes are facts of the experiment
+# ==================================================================================================
+
+
+@pytest.mark.parametrize("override", ["sample_rate=16000", "N_encoder_out=32", "num_spks=3"])
+def test_separate_refuses_overriding_the_experiment(experiment, tmp_path, override) -> None:
+    mix = write(tmp_path / "in" / "x.wav", noise(4000))
+    result = command("separate.py", "--experiment", str(experiment), "--input", str(mix),
+                     "--output_dir", str(tmp_path / "out"), "--override", override)
+    refused(result, "separate.py: error:", f"--override {override.split('=')[0]}", "facts of the experiment")
+    assert not (tmp_path / "out").exists()
+
+
+def test_separate_refuses_an_input_below_4_khz(experiment, tmp_path) -> None:
+    """The issue's 1 Hz, 200-sample file: refused naming the file, not upsampled x8000."""
+    slow = write(tmp_path / "in" / "slow.wav", noise(200), rate=1)
+    good = write(tmp_path / "in" / "good.wav", noise(4000))
+    result = command("separate.py", "--experiment", str(experiment), "--input", str(tmp_path / "in"),
+                     "--output_dir", str(tmp_path / "out"))
+    refused(result, "separate.py: error:", str(slow), "1 Hz", "4000 Hz")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"{good.stem}_s1.wav", f"{good.stem}_s2.wav"]
+
+
+# ==================================================================================================
+# create_binaural_wsj0mix.py: validated before it is recorded
+# ==================================================================================================
+
+
+@pytest.fixture(scope="module")
+def official_two(official_metadata_dir, speech_dir, tmp_path_factory) -> tuple[Path, Path]:
+    """Two official tt mixtures (metadata) and real speech at the paths they name."""
+    from conftest import official_subset, wsj_tree_for
+
+    root = tmp_path_factory.mktemp("official")
+    metadata = official_subset(official_metadata_dir, root / "metadata", 2, "tt", 2)
+    return metadata, wsj_tree_for(metadata, speech_dir, root / "wsj", 2, "tt")
+
+
+def generate(wsj: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    return command("create_binaural_wsj0mix.py", "--wsj_root", str(wsj), "--output_dir", str(out), "--freqs", "8k",
+                   "--modes", "min", "--num_workers", "1", "--quiet", *extra)
+
+
+def nan_gain(metadata: Path) -> Path:
+    from binaural.data.metadata import metadata_paths
+
+    path = metadata_paths(metadata, 2, "tt")["scaling"]
+    with np.load(path, allow_pickle=True) as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    arrays["scaling_wsjmix_8k_min"] = arrays["scaling_wsjmix_8k_min"].astype(np.float64)
+    arrays["scaling_wsjmix_8k_min"][1, 1] = np.nan
+    np.savez(path, **arrays)
+    return path
+
+
+def same_name_twice(metadata: Path) -> Path:
+    """The second row made a copy of the first (utterances, listener, directions), its gains kept."""
+    from binaural.data.metadata import metadata_paths
+
+    paths = metadata_paths(metadata, 2, "tt")
+    for kind in ("filenames", "hrtf"):
+        header, first, _second = paths[kind].read_text().splitlines()
+        paths[kind].write_text("\n".join([header, first, first]) + "\n")
+    return paths["filenames"]
+
+
+@pytest.mark.parametrize("damage, words", [(nan_gain, ["scaling_wsjmix_8k_min", "non-finite", "row 3"]),
+                                           (same_name_twice, ["rows 2 and 3"])])
+def test_generator_refuses_bad_metadata_before_the_record(official_two, cipic_dir, tmp_path, damage, words) -> None:
+    import shutil
+
+    metadata = tmp_path / "metadata"
+    shutil.copytree(official_two[0], metadata)
+    bad = damage(metadata)
+    out = tmp_path / "out"
+    result = generate(official_two[1], out, "--splits", "tt", "--metadata_dir", str(metadata), "--hrtf_dir",
+                      str(cipic_dir))
+    refused(result, "error:", str(bad), *words)
+    assert not out.exists()  # no record claimed, no folder left
+
+
+def test_generator_refuses_a_count_of_zero_then_takes_the_corrected_one(tiny_wsj_root, tmp_path) -> None:
+    out = tmp_path / "out"
+    for wrong in (["0"], ["-5"], ["2", "0", "2"]):
+        result = generate(tiny_wsj_root, out, "--own_metadata", "--hrtf_dir", "spherical", "--n_mixtures", *wrong)
+        refused(result, "error:", "n_mixtures", "at least 1")
+        assert not out.exists()
+    result = generate(tiny_wsj_root, out, "--own_metadata", "--hrtf_dir", "spherical", "--n_mixtures", "2", "1", "2")
+    assert result.returncode == 0, result.stderr
+    assert len(list((out / "wav8k" / "min" / "tt" / "mix").glob("*.wav"))) == 2
+
+
+def test_generator_refuses_a_negative_seed(tiny_wsj_root, tmp_path) -> None:
+    result = generate(tiny_wsj_root, tmp_path / "out", "--own_metadata", "--hrtf_dir", "spherical", "--seed", "-1")
+    refused(result, "error:", "seed", ">= 0")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_draw_that_failed_does_not_bind_the_rerun(tiny_wsj_root, tmp_path) -> None:
+    """A draw refused after its claim (more mixtures than the talkers allow) leaves nothing that
+    refuses the corrected command."""
+    out = tmp_path / "out"
+    result = generate(tiny_wsj_root, out, "--own_metadata", "--hrtf_dir", "spherical", "--splits", "tt",
+                      "--n_mixtures", "5000")
+    refused(result, "error:", "could not draw")
+    result = generate(tiny_wsj_root, out, "--own_metadata", "--hrtf_dir", "spherical", "--splits", "tt",
+                      "--n_mixtures", "2")
+    assert result.returncode == 0, result.stderr
