@@ -204,3 +204,54 @@ def test_a_draw_that_failed_does_not_bind_the_rerun(tiny_wsj_root, tmp_path) -> 
     result = generate(tiny_wsj_root, out, "--own_metadata", "--hrtf_dir", "spherical", "--splits", "tt",
                       "--n_mixtures", "2")
     assert result.returncode == 0, result.stderr
+
+
+# ==================================================================================================
+# metrics.py: refuses what it cannot score
+# ==================================================================================================
+
+
+def scoring_tree(root: Path, name: str = "utt.wav") -> dict[str, Path]:
+    """D/mix, D/s1, D/s2 and E/s1, E/s2 of one utterance (noise talkers, estimates close to them)."""
+    sources = [noise(4000, seed=seed) for seed in (1, 2)]
+    paths = {"mix": write(root / "data" / "mix" / name, sources[0] + sources[1])}
+    for k, source in enumerate(sources, start=1):
+        paths[f"s{k}"] = write(root / "data" / f"s{k}" / name, source)
+        paths[f"e{k}"] = write(root / "estimates" / f"s{k}" / name, source + 0.01 * noise(4000, seed=k + 5))
+    return paths
+
+
+def score(root: Path) -> subprocess.CompletedProcess:
+    return command("metrics.py", "--mix_dir", str(root / "data" / "mix"), "--ref_dir", str(root / "data"),
+                   "--est_dir", str(root / "estimates"), "--out", str(root / "scores.csv"))
+
+
+@pytest.mark.parametrize("role, level", [("mix", 0.0), ("mix", 1e-6), ("s2", 0.0), ("s1", 1e-7)])
+def test_metrics_refuses_a_silent_mixture_or_reference(tmp_path, role, level) -> None:
+    """The issue's all-zero mixture (SI-SNRi +98 dB before), a near-silent one (-120 dBFS) and
+    silent references: one line naming the file, no CSV."""
+    paths = scoring_tree(tmp_path)
+    write(paths[role], level * noise(4000, seed=9) / 0.1)
+    result = score(tmp_path)
+    refused(result, "metrics.py: error:", str(paths[role]), "silent", "-90 dBFS")
+    assert not (tmp_path / "scores.csv").exists()
+
+
+def test_metrics_scores_a_quiet_recording_and_a_silent_estimate(tmp_path) -> None:
+    """-60 dBFS is quiet, not silent; a silent estimate is a bad separation, scored as one."""
+    paths = scoring_tree(tmp_path)
+    for role in ("mix", "s1", "s2"):
+        data, _ = sf.read(str(paths[role]))
+        write(paths[role], data * 1e-2)
+    write(paths["e1"], np.zeros((4000, 2)))
+    result = score(tmp_path)
+    assert result.returncode == 0, result.stderr
+
+
+def test_metrics_names_a_folder_named_like_a_mixture(tmp_path) -> None:
+    scoring_tree(tmp_path)
+    folder = tmp_path / "data" / "mix" / "x.wav"
+    folder.mkdir()
+    result = score(tmp_path)
+    line = refused(result, "metrics.py: error:", str(folder), "a folder")
+    assert "vanished" not in line

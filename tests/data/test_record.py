@@ -404,7 +404,7 @@ def test_generation_options_are_checked_once(tmp_path):
     assert GenerationOptions(freqs=["16k"]).parts() == [("16k", m, s) for m in ("min", "max") for s in SPLITS]
     for bad, message in (({"freqs": ["44k"]}, "freqs must be"), ({"splits": []}, "splits must be"),
                          ({"n_spks": 4}, "n_spks must be 2 or 3"), ({"n_mixtures": [1, 2]}, "one value or three"),
-                         ({"variant": "noise"}, "data_variants.DataVariant"),
+                         ({"variant": "noise"}, r"binaural\.data\.variants\.DataVariant"),
                          ({"variant": NoiseVariant(), "n_spks": 3}, "two-talker")):
         with pytest.raises(RecipeError, match=message):
             GenerationOptions(**bad)
