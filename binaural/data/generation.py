@@ -25,7 +25,7 @@ from typing import Callable, Sequence
 
 from tqdm import tqdm
 
-from binaural.io.atomic import exclusive, inside, remove_partial_files
+from binaural.io.atomic import exclusive, inside, make_folder, remove_partial_files
 from binaural.io.audio import write_atomic
 from binaural.data.variants import BuildInputs, DataVariant, Renderer, metadata_digest
 from binaural.data.record import (
@@ -223,7 +223,7 @@ def create_binaural_wsj0mix(
     wsj_root, output_root = Path(wsj_root), Path(output_root)
     options = options or GenerationOptions()
     created = not output_root.exists()
-    output_root.mkdir(parents=True, exist_ok=True)
+    make_folder(output_root, "--output_dir")
     try:
         with exclusive(output_root / LOCK_NAME, f"the dataset folder {output_root}"):
             return _build(wsj_root, output_root, options)

@@ -130,8 +130,14 @@ def read_npz(path: Path, keys: Iterable[str]) -> dict[str, np.ndarray]:
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
+    """The rows of a metadata CSV; a file that is not a text CSV (binary, a folder) is a MetadataError."""
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            return list(csv.DictReader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise MetadataError(
+            f"{path}: not a readable text CSV ({type(error).__name__}: {error}); restore it from the metadata release"
+        ) from error
 
 
 def _refuse(where: str, value: str, what: str) -> MetadataError:

@@ -152,8 +152,9 @@ def read_float(
     info = check_readable(path, expected_rate)
     if channels is not None and info.channels != channels:
         raise AudioFileError(
-            f"{path}: {info.channels} channel(s), expected {channels}"
-            + (" (left, right): a mono file carries no interaural cues" if channels == 2 else "")
+            f"{path}: {info.channels} channel{'s' if info.channels > 1 else ''}, expected {channels}"
+            + (" (left, right)" if channels == 2 else "")
+            + (": a mono file carries no interaural cues" if channels == 2 and info.channels == 1 else "")
         )
     data = _read_whole(path, info, dtype)
     if not np.all(np.isfinite(data)):

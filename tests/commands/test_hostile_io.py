@@ -255,3 +255,66 @@ def test_metrics_names_a_folder_named_like_a_mixture(tmp_path) -> None:
     result = score(tmp_path)
     line = refused(result, "metrics.py: error:", str(folder), "a folder")
     assert "vanished" not in line
+
+
+# ==================================================================================================
+# Unreadable or foreign files and folders: report.py, separate.py, the generators
+# ==================================================================================================
+
+
+@pytest.mark.parametrize("damage", ["binary", "folder"])
+def test_report_names_a_results_table_that_is_not_one(tmp_path, damage) -> None:
+    table = tmp_path / "results" / "test_results.csv"
+    table.parent.mkdir()
+    if damage == "binary":
+        table.write_bytes(bytes(range(256)) * 8)
+    else:
+        table.mkdir()
+    result = command("report.py", str(tmp_path / "results"))
+    refused(result, "error:", str(table), "test_results.csv")
+    assert not (tmp_path / "results" / "report.md").exists()
+
+
+def test_separate_calls_a_3_channel_input_3_channels(experiment, tmp_path) -> None:
+    wide = write(tmp_path / "in" / "wide.wav", noise(4000, channels=3))
+    result = command("separate.py", "--experiment", str(experiment), "--input", str(wide),
+                     "--output_dir", str(tmp_path / "out"))
+    line = refused(result, "separate.py: error:", str(wide), "3 channels, expected 2")
+    assert "mono" not in line
+
+
+def test_generator_output_dir_naming_a_file(tiny_wsj_root, tmp_path) -> None:
+    blocker = tmp_path / "data"
+    blocker.write_text("the user's notes\n")
+    result = generate(tiny_wsj_root, blocker, "--own_metadata", "--hrtf_dir", "spherical", "--n_mixtures", "2")
+    line = refused(result, "error:", f"--output_dir {blocker}", "not a folder")
+    assert "Errno" not in line
+    assert blocker.read_text() == "the user's notes\n"
+
+
+def test_generator_names_a_binary_metadata_file(official_two, cipic_dir, tmp_path) -> None:
+    import shutil
+
+    from binaural.data.metadata import metadata_paths
+
+    metadata = tmp_path / "metadata"
+    shutil.copytree(official_two[0], metadata)
+    bad = metadata_paths(metadata, 2, "tt")["hrtf"]
+    bad.write_bytes(bytes(range(256)) * 8)
+    result = generate(official_two[1], tmp_path / "out", "--splits", "tt", "--metadata_dir", str(metadata),
+                      "--hrtf_dir", str(cipic_dir))
+    refused(result, "error:", str(bad), "not a readable text CSV")
+
+
+@pytest.mark.parametrize("blocked", ["root", "wsj0", "corpus.json"])
+def test_synthetic_speech_names_a_file_or_folder_in_the_way(tmp_path, blocked) -> None:
+    root = tmp_path / "corpus"
+    place = {"root": root, "wsj0": root / "wsj0", "corpus.json": root / "wsj0" / "corpus.json"}[blocked]
+    place.parent.mkdir(parents=True, exist_ok=True)
+    if blocked == "corpus.json":
+        place.mkdir()
+    else:
+        place.write_text("not a folder\n")
+    result = command("synthetic_speech.py", "--root", str(root), "--talkers", "2", "1", "1",
+                     "--utterances_per_talker", "1")
+    refused(result, "error:", str(place))
