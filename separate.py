@@ -32,9 +32,13 @@ and one hop of slack; 3.06 s before and 24 samples after for the causal one), bl
 with a 100 ms linear cross-fade, and the result equals whole-file processing for models whose
 normalisations are frame-wise (``cLN``). The published non-causal model uses ``gLN``, whose
 statistics span its whole input: there each block (default 60 s plus context) is normalised on
-its own, like a 60 s utterance, and files up to one block are processed whole. The waveforms are
-held in memory: the input as ``binaural.io.audio.read_float`` reads it, the estimates at the model's rate
-(float32: 460 MB for 1 h of 8 kHz stereo and two talkers), one talker at a time at the input's rate.
+its own, like a 60 s utterance, and files up to one block are processed whole. Files are streamed
+from disk to disk, so memory does not grow with their length (see :mod:`binaural.separation.blocks`
+and ``benchmarks/bench_separate_memory.py``).
+
+The estimates never go into the input folder (or a folder inside it) and never over an input file;
+an ``--experiment``'s sample rate and model sizes cannot be overridden; inputs below 4 kHz are
+refused. Each of these is one line, before any work.
 
 ``--streaming`` runs a causal model (``hparams/convtasnet-parallel-causal.yaml``) chunk by chunk
 with :class:`binaural.realtime.streaming.StreamingTasNet`, as a live input would be, and prints the algorithmic

@@ -17,7 +17,11 @@ from binaural.io.audio import RECORDING_SUFFIXES
 from binaural.errors import RecipeError
 
 
-class OutputFolderError(RecipeError):
+class SeparationError(RecipeError):
+    """Bad input or setup (missing experiment, checkpoint, model); the message names the fix."""
+
+
+class OutputFolderError(SeparationError):
     """An ``--output_dir`` whose estimates would replace or join the inputs."""
 
 
