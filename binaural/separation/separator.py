@@ -64,7 +64,7 @@ import torch
 from speechbrain.utils.checkpoints import Checkpoint
 
 from binaural.io.atomic import WriteError
-from binaural.io.audio import AudioFileError, check_readable
+from binaural.io.audio import check_channels, check_readable
 from binaural.models.tasnet import PUBLISHED_NAMES, BinauralTasNet, IndependentTasNet, ParallelTasNet, published_recoverables
 from binaural.training.hparams import current_yaml
 from binaural.training.checkpoints import KNOWN_CHECKPOINT_KEYS, CheckpointError, IntactCheckpointer, checkpoint_damage, one_line
@@ -535,11 +535,7 @@ class BinauralSeparator:
         """
         path = Path(path)
         info = check_readable(path)
-        if info.channels != 2:
-            raise AudioFileError(
-                f"{path}: {info.channels} channel{'s' if info.channels > 1 else ''}, expected 2 (left, right)"
-                + (": a mono file carries no interaural cues" if info.channels == 1 else "")
-            )
+        check_channels(path, info, 2)
         try:
             check_input_rate(info.samplerate)
             n_model = -(-info.frames * self.sample_rate // info.samplerate)
