@@ -129,7 +129,25 @@ def read_npz(path: Path, keys: Iterable[str]) -> dict[str, np.ndarray]:
         ) from error
 
 
-def _read_csv(path: Path) -> list[dict[str, str]]:
+def check_finite_gains(
+    scaling: dict[tuple[str, str], np.ndarray], path: Path, filenames_path: Path, rows: Sequence[dict[str, str]]
+) -> None:
+    """Refuse a scaling matrix (``(freq, mode) -> [mixture, talker]``, read from ``path``) with a NaN or
+    infinite gain: it casts to a silent int16 mixture whose targets are speech. ``rows`` are the
+    mixtures of ``filenames_path``, in the same order."""
+    for (freq, mode), matrix in scaling.items():
+        bad = np.flatnonzero(~np.isfinite(matrix).all(axis=1))
+        if bad.size:
+            row = int(bad[0])
+            raise MetadataError(
+                f"{path}: scaling_wsjmix_{freq}_{mode} holds a non-finite gain {matrix[row].tolist()} for "
+                f"mixture {rows[row].get('output_filename')!r} (row {row + 2} of {filenames_path.name}"
+                f"{f', and {bad.size - 1} other row(s)' if bad.size > 1 else ''}); restore the file from the metadata "
+                "release. Nothing was written."
+            )
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
     """The rows of a metadata CSV; a file that is not a text CSV (binary, a folder) is a MetadataError."""
     try:
         with open(path, newline="", encoding="utf-8") as handle:
@@ -214,9 +232,9 @@ def load_split(
             "--splits, or draw your own metadata with --own_metadata"
         )
     talkers = range(1, n_spks + 1)
-    filenames = _read_csv(paths["filenames"])
+    filenames = read_csv(paths["filenames"])
     _require_columns(paths["filenames"], filenames, ["output_filename"] + [f"s{k}_path" for k in talkers])
-    hrtf_rows = _read_csv(paths["hrtf"])
+    hrtf_rows = read_csv(paths["hrtf"])
     _require_columns(
         paths["hrtf"],
         hrtf_rows,
@@ -233,16 +251,7 @@ def load_split(
                 f"{paths['scaling']}: scaling_wsjmix_{key[0]}_{key[1]} has shape {matrix.shape}, expected "
                 f"({len(filenames)}, {n_spks}) to match {paths['filenames'].name}"
             )
-    for (freq, mode), matrix in scaling.items():
-        bad = np.flatnonzero(~np.isfinite(matrix).all(axis=1))
-        if bad.size:  # a NaN gain casts to a silent int16 mixture whose targets are speech
-            row = int(bad[0])
-            raise MetadataError(
-                f"{paths['scaling']}: scaling_wsjmix_{freq}_{mode} holds a non-finite gain {matrix[row].tolist()} for "
-                f"mixture {filenames[row].get('output_filename')!r} (row {row + 2} of {paths['filenames'].name}"
-                f"{f', and {bad.size - 1} other row(s)' if bad.size > 1 else ''}); restore the file from the metadata "
-                "release. Nothing was written."
-            )
+    check_finite_gains(scaling, paths["scaling"], paths["filenames"], filenames)
     specs = []
     first_row: dict[str, int] = {}
     for index, row in enumerate(filenames):
