@@ -29,7 +29,10 @@ Command line::
 
 scores ``E/s1, E/s2[, E/s3]`` against ``D/s1, D/s2[, D/s3]`` file by file (same names as in
 ``D/mix``) and writes a CSV like SpeechBrain's ``test_results.csv``: ``snt_id`` + ``METRIC_NAMES``,
-one row per utterance and a last ``avg`` row.
+one row per utterance and a last ``avg`` row. A mixture or target with an ear below -90 dBFS RMS
+(one step of 16-bit audio: silent) is refused naming the file, since any score of it is a ratio of
+rounding noise; a silent estimate is scored (a failed separation). ``train.py``'s test stage leaves
+such an utterance out of ``test_results.csv`` with a warning naming it.
 """
 from __future__ import annotations
 

@@ -32,9 +32,13 @@ and one hop of slack; 3.06 s before and 24 samples after for the causal one), bl
 with a 100 ms linear cross-fade, and the result equals whole-file processing for models whose
 normalisations are frame-wise (``cLN``). The published non-causal model uses ``gLN``, whose
 statistics span its whole input: there each block (default 60 s plus context) is normalised on
-its own, like a 60 s utterance, and files up to one block are processed whole. The waveforms are
-held in memory: the input as ``binaural.io.audio.read_float`` reads it, the estimates at the model's rate
-(float32: 460 MB for 1 h of 8 kHz stereo and two talkers), one talker at a time at the input's rate.
+its own, like a 60 s utterance, and files up to one block are processed whole. Files are streamed
+from disk to disk, so memory does not grow with their length (see :mod:`binaural.separation.blocks`
+and ``benchmarks/bench_separate_memory.py``).
+
+The estimates never go into the input folder (or a folder inside it) and never over an input file;
+an ``--experiment``'s sample rate and model sizes cannot be overridden; inputs below 4 kHz are
+refused. Each of these is one line, before any work.
 
 ``--streaming`` runs a causal model (``hparams/convtasnet-parallel-causal.yaml``) chunk by chunk
 with :class:`binaural.realtime.streaming.StreamingTasNet`, as a live input would be, and prints the algorithmic
@@ -59,7 +63,7 @@ from pathlib import Path
 
 from binaural.errors import RecipeError
 from binaural.io.atomic import WriteError
-from binaural.io.audio import RECORDING_SUFFIXES
+from binaural.separation.files import OutputFolderError, check_output_folder, check_outputs, recording_inputs
 from binaural.separation.separator import (
     DEFAULT_BLOCK_SECONDS,
     DEFAULT_CROSSFADE_MS,
@@ -70,17 +74,6 @@ from binaural.separation.separator import (
 )
 from binaural.training.checkpoints import one_line
 
-
-
-def _inputs(path: Path) -> list[Path]:
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in RECORDING_SUFFIXES and p.is_file())
-        if not files:
-            raise SeparationError(f"{path}: no {'/'.join(RECORDING_SUFFIXES)} file in this folder")
-        return files
-    if not path.exists():
-        raise SeparationError(f"{path}: no such file or folder")
-    return [path]
 
 
 def _parse_overrides(items: Sequence[str]) -> dict:
@@ -96,20 +89,6 @@ def _parse_overrides(items: Sequence[str]) -> dict:
         except Exception as error:  # ruamel / hyperpyyaml errors: the value is not YAML
             raise SeparationError(f"--override {item!r}: the value is not YAML ({one_line(error)})") from error
     return overrides
-
-
-def _shared_outputs(separator: BinauralSeparator, inputs: Sequence[Path], output_dir: Path) -> str | None:
-    """Two inputs that would write the same file (``a.wav`` and ``a.flac``: ``a_s1.wav``), named; None if none.
-
-    Names are compared case-blind: on a case-insensitive disk ``A_s1.wav`` is ``a_s1.wav``.
-    """
-    writers: dict[str, Path] = {}
-    for path in inputs:
-        for target in separator.output_paths(path, output_dir):
-            other = writers.setdefault(str(target).casefold(), path)
-            if other != path:
-                return f"{other} and {path} would both be written to {target}"
-    return None
 
 
 def _positive_float(text: str) -> float:
@@ -138,7 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--min_key", help="pick the checkpoint with the lowest value of this meta key")
     model.add_argument("--max_key", help="pick the checkpoint with the highest value of this meta key")
     model.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
-                       help="hparams override (repeatable), e.g. --override sample_rate=16000")
+                       help="hparams override (repeatable), e.g. --override N_encoder_out=256 with --hparams (the "
+                            "checkpoint must fit it); an --experiment's sample rate and model sizes cannot be "
+                            "overridden")
     model.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1...")
     parser.add_argument("--input", type=Path, help="a two-channel audio file, or a folder of them (required "
                                                    "unless --export_onnx)")
@@ -207,13 +188,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.export_onnx is not None:
             return _export_onnx(_separator(args), args.export_onnx, args.chunk_ms)
-        inputs = _inputs(args.input)
-        if args.output_dir.exists() and not args.output_dir.is_dir():
-            raise SeparationError(f"{args.output_dir}: not a folder; --output_dir names the folder the estimates go to")
+        inputs = recording_inputs(args.input)
+        check_output_folder(args.input, args.output_dir)
         separator = _separator(args)
-        clash = _shared_outputs(separator, inputs, args.output_dir)
-        if clash:  # refused before anything is written: the second would overwrite the first
-            raise SeparationError(f"{clash}; rename one of them, or separate them into different --output_dir folders")
+        check_outputs(separator.output_paths, inputs, args.output_dir)  # before anything is written
         print(f"model: {separator.source}; {separator.n_spks} talkers at {separator.sample_rate} Hz on {separator.device}")
         if args.streaming:
             separator.use_engine(args.engine, args.chunk_ms)
@@ -224,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"{window_ms:g} ms - hop {hop_ms:g} ms")
     except RecipeError as error:  # the set-up: experiment, checkpoint, options (2); an input file (1)
         print(f"separate.py: error: {error}", file=sys.stderr)
-        return 2 if isinstance(error, SeparationError) else 1
+        return 2 if isinstance(error, (SeparationError, OutputFolderError)) else 1
     failures = 0
     separated: list[tuple[Path, list[Path]]] = []  # (input, estimates) for --report
     for path in inputs:

@@ -311,7 +311,7 @@ class Separation(sb.Brain):
 
     def score_test_batch(self, batch, predictions) -> None:
         """``metrics.evaluate_utterance`` for each utterance of the batch (unpadded), saving audio."""
-        from binaural.evaluation.metrics import best_permutation, evaluate_utterance
+        from binaural.evaluation.metrics import SilentSignalError, best_permutation, evaluate_utterance
 
         estimates, targets, mix = predictions
         lengths = batch.mix_sig.lengths
@@ -320,8 +320,11 @@ class Separation(sb.Brain):
             mix_i = mix[i, :n].float().cpu()  # [time, ear]
             targets_i = targets[i, :n].float().cpu()  # [time, ear, speaker]
             estimates_i = estimates[i, :n].float().cpu()  # [time, ear, speaker]
-            row = {"snt_id": utt_id}
-            row.update(evaluate_utterance(mix_i, targets_i, estimates_i, self.hparams.sample_rate))
+            try:
+                row = {"snt_id": utt_id, **evaluate_utterance(mix_i, targets_i, estimates_i, self.hparams.sample_rate)}
+            except SilentSignalError as error:  # one damaged file does not void the test set: its row is left out
+                logger.warning(f"test utterance {utt_id} left out of test_results.csv: {error}")
+                continue
             self.test_rows.append(row)
             if self.hparams.save_audio and self.n_audio_saved < self.hparams.n_audio_to_save:
                 order = list(best_permutation(targets_i, estimates_i))

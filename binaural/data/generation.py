@@ -25,7 +25,7 @@ from typing import Callable, Sequence
 
 from tqdm import tqdm
 
-from binaural.io.atomic import exclusive, inside, remove_partial_files
+from binaural.io.atomic import exclusive, inside, make_folder, remove_partial_files
 from binaural.io.audio import write_atomic
 from binaural.data.variants import BuildInputs, DataVariant, Renderer, metadata_digest
 from binaural.data.record import (
@@ -47,10 +47,19 @@ from binaural.data.layout import (
     OWN_METADATA_FOLDER,
     REPO_FOLDER,
     SAMPLE_RATES,
+    SPLITS,
     part_name,
     split_folder,
 )
-from binaural.data.metadata import check_sources, draw_split, metadata_paths, split_subjects, write_json_atomic, write_split
+from binaural.data.metadata import (
+    check_sources,
+    check_unique_outputs,
+    draw_split,
+    metadata_paths,
+    split_subjects,
+    write_json_atomic,
+    write_split,
+)
 from binaural.data.mixing import load_source
 
 logger = logging.getLogger(__name__)
@@ -138,16 +147,18 @@ def draw_own_metadata(wsj_root: Path, metadata_dir: Path, hrtf_set: HRTFSet, opt
     requested = {"n_spks": options.n_spks, "seed": options.seed, "hrtf": options.hrtf_spec()}
     sizes = {split: n_mixtures[split] for split in splits}
     record_path = Path(metadata_dir) / f"own_metadata_{options.n_spks}spk.json"
-    if record_path.exists():
+    drawn = [split for split in SPLITS
+             if all(p.exists() for p in metadata_paths(metadata_dir, options.n_spks, split).values())]
+    if record_path.exists() and drawn:  # a claim that drew nothing (a refused start) binds nothing
         previous = json.loads(record_path.read_text())
         for key, value in requested.items():
             if previous.get(key) != value:
                 raise mismatch(metadata_dir, key, previous.get(key), value, what="own metadata drawn")
         for split, size in sizes.items():
-            if previous["n_mixtures"].get(split) not in (None, size):
+            if split in drawn and previous["n_mixtures"].get(split) not in (None, size):
                 raise mismatch(metadata_dir, f"n_mixtures[{split}]", previous["n_mixtures"][split], size,
                                what="own metadata drawn")
-        sizes = {**previous["n_mixtures"], **sizes}
+        sizes = {**{split: previous["n_mixtures"][split] for split in drawn if split in previous["n_mixtures"]}, **sizes}
     subjects = split_subjects(hrtf_set.subjects(), options.seed)
     write_json_atomic(record_path, requested | {"n_mixtures": sizes, "subjects": subjects})
     for split in splits:
@@ -213,7 +224,7 @@ def create_binaural_wsj0mix(
     wsj_root, output_root = Path(wsj_root), Path(output_root)
     options = options or GenerationOptions()
     created = not output_root.exists()
-    output_root.mkdir(parents=True, exist_ok=True)
+    make_folder(output_root, "--output_dir")
     try:
         with exclusive(output_root / LOCK_NAME, f"the dataset folder {output_root}"):
             return _build(wsj_root, output_root, options)
@@ -236,6 +247,8 @@ def _build(wsj_root: Path, output_root: Path, options: GenerationOptions) -> dic
         raise no_wsj0_error(wsj_root, output_root)  # before anything is downloaded or drawn
     metadata_dir, hrtf_set, sources = resolve_metadata(wsj_root, output_root, options)
     specs = {split: variant.load_specs(metadata_dir, n_spks, split, options.freqs, options.modes) for split in options.splits}
+    for split in options.splits:
+        check_unique_outputs(specs[split], metadata_dir)
     if record is None and check_recordless(output_root, options, specs):
         return {split: 0 for split in options.splits}
     everything = [spec for split in options.splits for spec in specs[split]]
@@ -290,6 +303,12 @@ def _build(wsj_root: Path, output_root: Path, options: GenerationOptions) -> dic
             finish_split(split)
     clipped = _run(tasks, renderer, workers_wanted, f"binaural wsj0-{n_spks}mix ({variant.name})", options.progress,
                    finish_split)
+    unfinished = [part_name(*part) for part in options.parts() if record.status(*part) != COMPLETE]
+    if unfinished:  # never "done" over a part the record still calls in progress
+        raise DatasetError(
+            f"{output_root}: {', '.join(unfinished)} still in progress after the build: its folders do not hold "
+            "exactly one file per mixture of the metadata; run the same command again to finish it"
+        )
     if clipped:
         logger.warning(
             "%d sample(s) exceeded the int16 range and were %s", clipped,

@@ -129,9 +129,33 @@ def read_npz(path: Path, keys: Iterable[str]) -> dict[str, np.ndarray]:
         ) from error
 
 
-def _read_csv(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
+def check_finite_gains(
+    scaling: dict[tuple[str, str], np.ndarray], path: Path, filenames_path: Path, rows: Sequence[dict[str, str]]
+) -> None:
+    """Refuse a scaling matrix (``(freq, mode) -> [mixture, talker]``, read from ``path``) with a NaN or
+    infinite gain: it casts to a silent int16 mixture whose targets are speech. ``rows`` are the
+    mixtures of ``filenames_path``, in the same order."""
+    for (freq, mode), matrix in scaling.items():
+        bad = np.flatnonzero(~np.isfinite(matrix).all(axis=1))
+        if bad.size:
+            row = int(bad[0])
+            raise MetadataError(
+                f"{path}: scaling_wsjmix_{freq}_{mode} holds a non-finite gain {matrix[row].tolist()} for "
+                f"mixture {rows[row].get('output_filename')!r} (row {row + 2} of {filenames_path.name}"
+                f"{f', and {bad.size - 1} other row(s)' if bad.size > 1 else ''}); restore the file from the metadata "
+                "release. Nothing was written."
+            )
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    """The rows of a metadata CSV; a file that is not a text CSV (binary, a folder) is a MetadataError."""
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            return list(csv.DictReader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise MetadataError(
+            f"{path}: not a readable text CSV ({type(error).__name__}: {error}); restore it from the metadata release"
+        ) from error
 
 
 def _refuse(where: str, value: str, what: str) -> MetadataError:
@@ -208,9 +232,9 @@ def load_split(
             "--splits, or draw your own metadata with --own_metadata"
         )
     talkers = range(1, n_spks + 1)
-    filenames = _read_csv(paths["filenames"])
+    filenames = read_csv(paths["filenames"])
     _require_columns(paths["filenames"], filenames, ["output_filename"] + [f"s{k}_path" for k in talkers])
-    hrtf_rows = _read_csv(paths["hrtf"])
+    hrtf_rows = read_csv(paths["hrtf"])
     _require_columns(
         paths["hrtf"],
         hrtf_rows,
@@ -227,9 +251,16 @@ def load_split(
                 f"{paths['scaling']}: scaling_wsjmix_{key[0]}_{key[1]} has shape {matrix.shape}, expected "
                 f"({len(filenames)}, {n_spks}) to match {paths['filenames'].name}"
             )
+    check_finite_gains(scaling, paths["scaling"], paths["filenames"], filenames)
     specs = []
+    first_row: dict[str, int] = {}
     for index, row in enumerate(filenames):
         name = check_filenames_row(row, paths["filenames"], index + 2, n_spks)
+        if first_row.setdefault(name, index + 2) != index + 2:
+            raise MetadataError(
+                f"{paths['filenames']}: rows {first_row[name]} and {index + 2} both name the mixture {name!r}: one "
+                "would overwrite the other; restore the file from the metadata release. Nothing was written."
+            )
         hrtf_row_number, hrtf = hrtf_by_name.get(name, (None, None))
         if hrtf is None:
             raise MetadataError(
@@ -414,6 +445,23 @@ def draw_split(
                 gains[(freq, mode)] = draw_gains(fix_length(dry, mode), SAMPLE_RATES[freq], levels)
         specs.append(MixtureSpec(split, len(specs), output_filename, paths, gains, subject, directions))
     return specs
+
+
+def check_unique_outputs(specs: Sequence[MixtureSpec], metadata_dir: Path) -> None:
+    """Refuse a split in which two mixtures would be written to one file (``binaural_name``).
+
+    Two rows with the same utterances, listener and directions but other gains give one name: the
+    second would replace the first, and the split would hold fewer mixtures than its metadata.
+    """
+    first: dict[str, MixtureSpec] = {}
+    for spec in specs:
+        other = first.setdefault(spec.binaural_name, spec)
+        if other is not spec:
+            raise MetadataError(
+                f"{metadata_dir}: mixtures {other.output_filename!r} and {spec.output_filename!r} of split "
+                f"{spec.split} would both be written to {spec.binaural_name}; each mixture needs its own name: "
+                "restore the metadata from its release. Nothing was written."
+            )
 
 
 def write_split(specs: Sequence[MixtureSpec], metadata_dir: Path, n_spks: int, split: str) -> dict[str, Path]:

@@ -55,6 +55,68 @@ def resample(samples: np.ndarray, rate_in: int, rate_out: int, axis: int = 0) ->
     return resample_poly(samples, up, down, axis=axis, window=taps)
 
 
+class StreamResampler:
+    """:func:`resample` of a signal that arrives in pieces, with the same result.
+
+    ``push`` each piece (along axis 0, in order), then ``finish``; together they return exactly
+    ``resample(whole, rate_in, rate_out)`` (same filter, same zero padding at both ends), while
+    holding only about one piece plus the filter's reach. An output sample is returned once every
+    input it depends on has arrived: ``resample_poly`` of a stretch starting at an input index
+    ``s`` that is a multiple of ``down`` gives the whole signal's outputs from ``s * up / down`` on,
+    except within the filter's reach of the stretch's ends.
+    """
+
+    def __init__(self, rate_in: int, rate_out: int) -> None:
+        divisor = gcd(rate_out, rate_in)
+        self.up, self.down = rate_out // divisor, rate_in // divisor
+        self.identity = rate_in == rate_out
+        self.taps = None if self.identity else _antialias_filter(self.up, self.down)
+        # Input samples that an output sample reaches on each side (the filter's half length on the
+        # upsampled grid, in input samples), plus slack for resample_poly's delay alignment.
+        self.margin = 0 if self.taps is None else (len(self.taps) // 2) // self.up + 2
+        self._buffer: np.ndarray | None = None
+        self._buffer_start = 0  # input index of _buffer[0]
+        self.n_in = 0  # input samples pushed
+        self.n_out = 0  # output samples returned
+
+    def push(self, samples: np.ndarray) -> np.ndarray:
+        """Add the next input samples; returns the output samples that are now final (maybe none)."""
+        if self.identity:
+            self.n_in += len(samples)
+            self.n_out += len(samples)
+            self._buffer = samples[:0]  # finish returns an empty piece of this shape
+            return samples
+        self._buffer = samples if self._buffer is None else np.concatenate([self._buffer, samples])
+        self.n_in += len(samples)
+        return self._emit(max(self.n_out, (self.n_in - self.margin) * self.up // self.down))
+
+    def finish(self) -> np.ndarray:
+        """The last output samples: ``ceil(n_in * rate_out / rate_in)`` in all."""
+        if self.identity or self._buffer is None:
+            return self._buffer if self._buffer is not None else np.zeros((0,), dtype=np.float32)
+        return self._emit(-(-self.n_in * self.up // self.down))
+
+    def _stretch_start(self) -> int:
+        """The input index, a multiple of ``down``, from which output ``n_out`` on is exact."""
+        return max(0, self.n_out * self.down // self.up - self.margin) // self.down * self.down
+
+    def _emit(self, stop: int) -> np.ndarray:
+        """Outputs ``[n_out, stop)`` from the buffered inputs; drops the inputs no longer needed."""
+        assert self._buffer is not None
+        if stop <= self.n_out:
+            return self._buffer[:0]
+        start = self._stretch_start()
+        stretch = self._buffer[start - self._buffer_start :]
+        taps = self.taps.astype(stretch.dtype) if np.issubdtype(stretch.dtype, np.floating) else self.taps
+        offset = start * self.up // self.down
+        out = resample_poly(stretch, self.up, self.down, axis=0, window=taps)[self.n_out - offset : stop - offset]
+        self.n_out = stop
+        keep = self._stretch_start()
+        self._buffer = self._buffer[keep - self._buffer_start :]
+        self._buffer_start = keep
+        return out
+
+
 def load_source(wsj_root: Path, relative_path: str, rate: int, expected_rate: int | None = WSJ0_RATE) -> np.ndarray:
     """Raw int16 values of an utterance's first channel at ``rate`` Hz (float64 when resampled).
 

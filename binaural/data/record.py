@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,7 +133,7 @@ class GenerationOptions:
             "modes": check_subset(self.modes, MODES, "modes"),
             "splits": check_subset(self.splits, SPLITS, "splits"),
             "n_mixtures": per_split(self.n_mixtures),
-            "seed": int(self.seed),
+            "seed": _seed(self.seed),
             "own_metadata": bool(self.own_metadata),
         }
         for name, value in normalised.items():
@@ -165,13 +166,40 @@ def per_split(n_mixtures: Mapping[str, int] | int | Sequence[int]) -> dict[str, 
         unknown = sorted(set(n_mixtures) - set(SPLITS))
         if unknown:
             raise RecipeError(f"n_mixtures: unknown split(s) {unknown}; use {list(SPLITS)}")
-        return {split: int(n) for split, n in n_mixtures.items()}
-    values = (int(n_mixtures),) if isinstance(n_mixtures, int) else tuple(int(v) for v in n_mixtures)
+        return {split: _count(split, n) for split, n in n_mixtures.items()}
+    values = (n_mixtures,) if isinstance(n_mixtures, (int, str)) else tuple(n_mixtures)
     if len(values) == 1:
         values = values * 3
     if len(values) != 3:
         raise RecipeError(f"n_mixtures takes one value or three (tr cv tt), got {list(values)}")
-    return dict(zip(SPLITS, values))
+    return {split: _count(split, n) for split, n in zip(SPLITS, values)}
+
+
+def _count(split: str, value: Any) -> int:
+    """``value`` as a number of mixtures of ``split``: a whole number of at least one."""
+    try:
+        count = operator.index(value) if not isinstance(value, bool) else None
+    except TypeError:
+        count = None
+    if count is None or count < 1:
+        raise RecipeError(
+            f"n_mixtures of split {split}: {value!r} is not a number of mixtures; give a whole number of at least "
+            "1 per split (e.g. --n_mixtures 20000 5000 3000); nothing was drawn or written"
+        )
+    return count
+
+
+def _seed(value: Any) -> int:
+    """``value`` as the seed of a draw: a whole number >= 0 (numpy's generators refuse negative seeds)."""
+    try:
+        seed = operator.index(value) if not isinstance(value, bool) else -1
+    except TypeError:
+        seed = -1
+    if seed < 0:
+        raise RecipeError(
+            f"seed {value!r}: the seed of the draw is a whole number >= 0 (e.g. --seed 0); nothing was drawn or written"
+        )
+    return seed
 
 
 # ==================================================================================================

@@ -509,7 +509,15 @@ def load_reverb_split(
     Raises:
         MetadataError: a file, column, key or row is missing (named).
     """
-    from binaural.data.metadata import MetadataError, check_filenames_row, check_name, read_npz, row_place
+    from binaural.data.metadata import (
+        MetadataError,
+        check_filenames_row,
+        check_finite_gains,
+        check_name,
+        read_csv,
+        read_npz,
+        row_place,
+    )
 
     metadata_dir = Path(metadata_dir)
     filenames_path = metadata_dir / f"mix_2_spk_filenames_{split}.csv"
@@ -521,10 +529,7 @@ def load_reverb_split(
             f"metadata file(s) not found: {', '.join(absent)}. Use the public Binaural-WSJ0Mix metadata "
             "(https://github.com/huangzj421/BinauralWSJ0Mix, folder metadata/), or --own_metadata"
         )
-    with open(filenames_path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    with open(meta_path, newline="") as handle:
-        meta_rows = list(csv.DictReader(handle))
+    rows, meta_rows = read_csv(filenames_path), read_csv(meta_path)
     for path, table, columns in (
         (filenames_path, rows, ("output_filename", "s1_path", "s2_path")),
         (meta_path, meta_rows, REVERB_META_COLUMNS),
@@ -538,6 +543,7 @@ def load_reverb_split(
     for (f, m), matrix in scaling.items():
         if matrix.shape != (len(rows), 2):
             raise MetadataError(f"{scaling_path}: scaling_wsjmix_{f}_{m} has shape {matrix.shape}, expected ({len(rows)}, 2)")
+    check_finite_gains(scaling, scaling_path, filenames_path, rows)
     specs = []
     for index, row in enumerate(rows):
         name = check_filenames_row(row, filenames_path, index + 2, 2)

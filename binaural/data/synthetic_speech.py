@@ -44,7 +44,7 @@ import soundfile as sf
 from scipy.signal import butter, fftconvolve, sosfilt
 from scipy.signal.windows import hann, tukey
 
-from binaural.io.atomic import atomic_text, exclusive, remove_partial_files
+from binaural.io.atomic import atomic_text, exclusive, make_folder, remove_partial_files
 from binaural.io.audio import write_atomic
 from binaural.errors import RecipeError
 from binaural.data.metadata import active_rms
@@ -594,7 +594,7 @@ def _claim_root(wsj0: Path, parameters: dict, talkers: dict) -> None:
     if record.exists():
         try:
             existing = json.loads(record.read_text(encoding="utf-8"))["parameters"]
-        except (ValueError, KeyError, TypeError) as error:
+        except (OSError, ValueError, KeyError, TypeError) as error:  # ValueError: not JSON, not text
             raise SyntheticCorpusError(
                 f"{record}: unreadable ({error}); delete {wsj0} and rerun to regenerate the corpus"
             ) from error
@@ -658,8 +658,9 @@ def make_synthetic_wsj0(
     profiles = {s: talker_profiles(s, int(n_talkers[s]), int(seed)) for s in sets}
     talkers = {p.talker: p.to_json() for s in sets for p in profiles[s]}
 
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
+    root = make_folder(Path(root), "--root")
+    if (root / "wsj0").exists() and not (root / "wsj0").is_dir():
+        raise SyntheticCorpusError(f"{root / 'wsj0'}: a file, not the corpus folder; pick another --root or move it away")
     with exclusive(root / CORPUS_LOCK, f"the synthetic corpus {root / 'wsj0'}"):  # one writer at a time
         _write_corpus(root / "wsj0", parameters, talkers, sets, profiles, int(utterances_per_talker), duration,
                       int(sample_rate), int(seed))

@@ -77,10 +77,19 @@ ITD_FINE_INTERP = 16
 MAX_ITD_US = 1000.0
 # The permutation search is n!; beyond this it is no longer a "small" exhaustive search.
 MAX_SPEAKERS = 6
+# A mixture or target ear whose RMS level is below this (dB re full scale 1.0) is silent: one step
+# of 16-bit audio is -90.3 dBFS, so below it the signal is at most rounding noise. Scoring it gives
+# numbers without meaning (an all-zero mixture: SI-SNRi +98 dB, SDRi +118 dB), so it is refused.
+# Estimates are not checked: a silent estimate is a (bad) separation, and scores as one.
+SILENCE_DBFS = -90.0
 
 
 class MetricsInputError(RecipeError):
     """Signals or files that cannot be scored as they are; the message says which and how to fix."""
+
+
+class SilentSignalError(MetricsInputError):
+    """A mixture or target too quiet to score (:data:`SILENCE_DBFS`)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -128,6 +137,25 @@ def _check_talkers(signal: np.ndarray, name: str) -> None:
     if not 1 <= signal.shape[2] <= MAX_SPEAKERS:
         raise MetricsInputError(f"{name} has {signal.shape[2]} talkers; 1 to {MAX_SPEAKERS} are supported")
     _check_not_empty(signal, name)
+
+
+def rms_dbfs(signal: np.ndarray) -> np.ndarray:
+    """RMS level over time (axis 0) of each channel, in dB re full scale (1.0); -inf for zeros."""
+    with np.errstate(divide="ignore"):
+        return 10 * np.log10(np.mean(np.square(signal), axis=0))
+
+
+def check_audible(signal: np.ndarray, name: str) -> None:
+    """Refuse a ``[time, ear]`` ``signal`` with an ear below :data:`SILENCE_DBFS`, naming ``name``."""
+    levels = rms_dbfs(signal)
+    quiet = [ear for ear, level in zip(("left", "right"), levels) if not level >= SILENCE_DBFS]
+    if quiet:
+        raise SilentSignalError(
+            f"{name}: silent ({' and '.join(quiet)} ear{'s' if len(quiet) > 1 else ''} at RMS "
+            f"{float(np.min(levels)):.1f} dBFS, below {SILENCE_DBFS:g} dBFS, one step of 16-bit audio): it cannot "
+            "be scored (an improvement over silence is a ratio of rounding noise); replace it with the real "
+            "recording, or leave this mixture out"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -441,6 +469,9 @@ def evaluate_utterance(
         )
     if sample_rate <= 0:
         raise MetricsInputError(f"sample_rate must be a positive number of Hz, got {sample_rate}")
+    check_audible(mixture, "mixture")
+    for k in range(targets.shape[2]):
+        check_audible(targets[:, :, k], f"target {k + 1}")
     n_spk = targets.shape[2]
     snr_matrix = _pairwise_snr(targets, estimates)
     perm = _best_from_matrix(snr_matrix)
@@ -520,6 +551,8 @@ def _read_binaural(path: Path, sample_rate: int | None, fix_missing: str) -> tup
         sample_rate: expected Hz, or None to accept any.
         fix_missing: what to tell the user when the file is absent.
     """
+    if path.is_dir():
+        raise MetricsInputError(f"{path}: a folder, not an audio file; move it out of {path.parent}")
     if not path.is_file():
         raise MetricsInputError(f"{path}: file not found; {fix_missing}")
     data, rate = read_float(path)  # binaural.io.audio.AudioFileError: unreadable, truncated, empty, NaN/inf
@@ -598,6 +631,7 @@ def score_folders(
     rows = []
     for mix_path in tqdm(mixtures, desc="scoring", unit="utt", file=sys.stderr):
         mixture, rate = _read_binaural(mix_path, sample_rate, "it vanished while scoring; rerun")
+        check_audible(mixture, str(mix_path))
         sample_rate = rate  # the first mixture fixes the rate when none was given
         targets, estimates = [], []
         for ref_folder, est_folder in zip(ref_dirs, est_dirs):
@@ -617,6 +651,7 @@ def score_folders(
                         f"{mixture.shape[0]}; write estimates at the mixture's length (we do not trim "
                         "or pad: it would change SNR/SDR silently)"
                     )
+            check_audible(target, str(ref_folder / mix_path.name))
             targets.append(target)
             estimates.append(estimate)
         try:

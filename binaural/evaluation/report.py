@@ -130,8 +130,22 @@ def _normalise_column(name: str) -> str:
 def read_results(path: Path) -> tuple[list[dict], dict | None]:
     """The per-utterance rows (``snt_id`` + float metrics) and the ``avg`` row (None if absent).
 
-    Values that are not numbers become NaN rather than stopping the report.
+    Values that are not numbers become NaN rather than stopping the report; a file that is not a
+    text CSV (binary, unreadable) is a :class:`ReportError` naming it.
     """
+    try:
+        return _read_results(path)
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        reason = "not a text CSV" if isinstance(error, (UnicodeDecodeError, csv.Error)) else "unreadable"
+        raise ReportError(
+            f"{path}: {reason} ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else error!r}); "
+            "expected SpeechBrain's test_results.csv (snt_id, snr, snr_i, ..., last row avg): rerun the test "
+            "stage or metrics.py to write it again"
+        ) from error
+
+
+def _read_results(path: Path) -> tuple[list[dict], dict | None]:
+    """:func:`read_results` without the translation of read errors."""
     with open(path, newline="", encoding="utf-8") as stream:
         reader = csv.DictReader(stream, skipinitialspace=True)
         if not reader.fieldnames or "snt_id" not in [_normalise_column(c) for c in reader.fieldnames]:
@@ -968,6 +982,11 @@ def write_report(results_folder: str | os.PathLike) -> Path:
     if not folder.is_dir():
         raise ReportError(
             f"{folder}: not a folder; give the experiment's output folder (the one holding {RESULTS_CSV})"
+        )
+    if csv_path.is_dir():
+        raise ReportError(
+            f"{csv_path}: a folder, not the results table; move it away and write {RESULTS_CSV} with the recipe's "
+            f"test stage or `python metrics.py ... --out {csv_path}`"
         )
     if not csv_path.exists():
         raise ReportError(

@@ -41,6 +41,26 @@ def write_error(path: Path, error: OSError) -> WriteError:
     return WriteError(f"{path}: cannot be written: {reason}")
 
 
+def make_folder(path: str | Path, option: str) -> Path:
+    """Create the output folder ``path`` (and its parents) that the user named with ``option``.
+
+    A file in the way, a full or read-only disk are a :class:`WriteError` naming the option and the
+    fix, not a bare ``[Errno 17] File exists``.
+    """
+    path = Path(path)
+    blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise WriteError(
+            f"{option} {path}: {blocker} is a file, not a folder; name a folder (it is created if needed), "
+            "or move the file away"
+        )
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise write_error(path, error) from error
+    return path
+
+
 def inside(root: str | Path, path: str | Path) -> Path:
     """``path`` if it resolves inside the folder ``root`` (symbolic links and ``..`` followed), else an error.
 

@@ -144,17 +144,24 @@ def _read_whole(path: Path, info: sf._SoundFileInfo, dtype: str) -> np.ndarray:
     return data
 
 
+def check_channels(path: Path, info: sf._SoundFileInfo, channels: int) -> None:
+    """Refuse a file (header ``info``) without exactly ``channels`` channels, counting them as they are."""
+    if info.channels != channels:
+        raise AudioFileError(
+            f"{path}: {info.channels} channel{'s' if info.channels > 1 else ''}, expected {channels}"
+            + (" (left, right)" if channels == 2 else "")
+            + (": a mono file carries no interaural cues" if channels == 2 and info.channels == 1 else "")
+        )
+
+
 def read_float(
     path: Path, expected_rate: int | None = None, channels: int | None = None, dtype: str = "float64"
 ) -> tuple[np.ndarray, int]:
     """Read a whole audio file in [-1, 1] as ``[time, channel]`` ``dtype``, checking rate, channel
     count, length (against its header) and finiteness."""
     info = check_readable(path, expected_rate)
-    if channels is not None and info.channels != channels:
-        raise AudioFileError(
-            f"{path}: {info.channels} channel(s), expected {channels}"
-            + (" (left, right): a mono file carries no interaural cues" if channels == 2 else "")
-        )
+    if channels is not None:
+        check_channels(path, info, channels)
     data = _read_whole(path, info, dtype)
     if not np.all(np.isfinite(data)):
         raise AudioFileError(f"{path}: contains NaN or infinite samples; regenerate it")

@@ -31,9 +31,16 @@ and one hop of slack; 3.06 s before and 24 samples after for the causal one), bl
 with a 100 ms linear cross-fade, and the result equals whole-file processing for models whose
 normalisations are frame-wise (``cLN``). The published non-causal model uses ``gLN``, whose
 statistics span its whole input: there each block (default 60 s plus context) is normalised on
-its own, like a 60 s utterance, and files up to one block are processed whole. The waveforms are
-held in memory: the input as ``binaural.io.audio.read_float`` reads it, the estimates at the model's rate
-(float32: 460 MB for 1 h of 8 kHz stereo and two talkers), one talker at a time at the input's rate.
+its own, like a 60 s utterance, and files up to one block are processed whole. A file is streamed
+(``binaural.separation.blocks.stream_file``): read a second at a time, resampled piece by piece
+(``binaural.data.mixing.StreamResampler``, equal to resampling it whole), separated block by block,
+and each estimate written as it becomes final, so peak memory does not grow with the file's length
+(``benchmarks/bench_separate_memory.py``); the files equal whole-file processing.
+
+An estimate never replaces an input: an ``--output_dir`` that is the input folder or lies inside it
+is refused before any work, and so is an estimate whose path is a file given as input
+(``binaural.separation.files``). The model's sample rate and sizes are facts of the experiment:
+``--override`` may not change them for an ``--experiment``; inputs below 4 kHz are refused.
 
 ``--streaming`` runs a causal model (``hparams/convtasnet-parallel-causal.yaml``) chunk by chunk
 with :class:`binaural.realtime.streaming.StreamingTasNet`, as a live input would be, and prints the algorithmic
@@ -50,7 +57,6 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -58,13 +64,21 @@ import torch
 from speechbrain.utils.checkpoints import Checkpoint
 
 from binaural.io.atomic import WriteError
-from binaural.io.audio import check_readable, read_float, write_atomic
+from binaural.io.audio import check_channels, check_readable
 from binaural.models.tasnet import PUBLISHED_NAMES, BinauralTasNet, IndependentTasNet, ParallelTasNet, published_recoverables
 from binaural.training.hparams import current_yaml
 from binaural.training.checkpoints import KNOWN_CHECKPOINT_KEYS, CheckpointError, IntactCheckpointer, checkpoint_damage, one_line
-from binaural.errors import RecipeError
 from binaural.data.mixing import resample
-from binaural.realtime.streaming import NotStreamableError, StreamingTasNet, algorithmic_latency, model_context
+from binaural.realtime.streaming import NotStreamableError, StreamingTasNet, algorithmic_latency
+from binaural.separation.blocks import (
+    _forward,
+    blocks_of_stream,
+    chunks_of_stream,
+    plan_blocks,
+    separate_in_blocks,
+    stream_file,
+)
+from binaural.separation.files import SeparationError
 
 __all__ = [
     "KNOWN_CHECKPOINT_KEYS",
@@ -83,34 +97,41 @@ EXPERIMENT_HPARAMS_NAMES: tuple[str, ...] = ("hyperparams.yaml", "hparams.yaml")
 DEFAULT_SAMPLE_RATE = 8000
 DEFAULT_BLOCK_SECONDS = 60.0
 DEFAULT_CROSSFADE_MS = 100.0
-PCM_PEAK = 0.999  # headroom below full scale for PCM output
+#: Hparams an ``--override`` may not change in an experiment (:func:`refuse_fact_overrides`): its
+#: rate and the recipe's model sizes (also those a resolved copy no longer refers to by name).
+EXPERIMENT_FACTS: tuple[str, ...] = (
+    "sample_rate", "num_spks", "N_encoder_out", "kernel_size", "kernel_stride", "B", "H", "P", "X", "R",
+    "norm_type", "causal", "mask_nonlinear",
+)
+#: Inputs below this rate (Hz) are refused: they hold no speech band to separate (telephone speech
+#: is 8 kHz), so such a rate is a wrong header, and resampling them would invent the signal.
+MIN_INPUT_RATE = 4000
 #: The streaming engines (:meth:`BinauralSeparator.use_engine`).
 ENGINES: tuple[str, ...] = ("torch", "numba", "onnx")
 
 
-class SeparationError(RecipeError):
-    """Bad input or setup (missing experiment, checkpoint, model); the message names the fix."""
-
-
 # ============================================================================================== loading
-def inference_overrides(text: str) -> dict:
-    """Overrides that make loading the YAML ``text`` build the separator and nothing else.
-
-    ``!PLACEHOLDER`` keys (``data_folder``, ``wsj_root``) get dummy values, and every top-level
-    ``!new:`` / ``!name:`` object that neither ``Model`` (our files) nor ``modules`` (ours and the
-    published recipe's, which lists the six lobes) depends on, through ``!ref`` or a YAML alias
-    (the resolved copies in experiment folders use aliases), is replaced by ``None``: the
-    ``Checkpointer`` (which would create its folder where we stand), the loggers, the optimiser,
-    the augmentations (the published files name ``speechbrain.lobes.augment``, gone from
-    SpeechBrain 1.x)... Only ``!apply:`` entries (the seed) still run as written.
-    """
+def _top_level_entries(text: str) -> dict:
+    """The top-level ``key: node`` entries of the YAML ``text`` (ruamel nodes; empty if not a mapping)."""
     import ruamel.yaml
-    from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
+    from ruamel.yaml.nodes import MappingNode
 
     root = ruamel.yaml.YAML().compose(text)
     if not isinstance(root, MappingNode):
         return {}
-    entries = {key.value: value for key, value in root.value}
+    return {key.value: value for key, value in root.value}
+
+
+def separator_keys(text: str) -> set[str]:
+    """The top-level keys of the YAML ``text`` that the separator is built from.
+
+    ``Model`` (our files) and ``modules`` (ours and the published recipe's, which lists the six
+    lobes), and every key they depend on through ``!ref`` / ``!copy`` or a YAML alias (the resolved
+    copies in experiment folders use aliases), transitively.
+    """
+    from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
+
+    entries = _top_level_entries(text)
     owner = {id(node): key for key, node in entries.items()}
 
     def references(top: object) -> set[str]:
@@ -139,8 +160,22 @@ def inference_overrides(text: str) -> dict:
         if key in entries and key not in needed:
             needed.add(key)
             todo.extend(references(entries[key]))
+    return needed
+
+
+def inference_overrides(text: str) -> dict:
+    """Overrides that make loading the YAML ``text`` build the separator and nothing else.
+
+    ``!PLACEHOLDER`` keys (``data_folder``, ``wsj_root``) get dummy values, and every top-level
+    ``!new:`` / ``!name:`` object that the separator does not depend on (:func:`separator_keys`)
+    is replaced by ``None``: the ``Checkpointer`` (which would create its folder where we stand),
+    the loggers, the optimiser, the augmentations (the published files name
+    ``speechbrain.lobes.augment``, gone from SpeechBrain 1.x)... Only ``!apply:`` entries (the
+    seed) still run as written.
+    """
+    needed = separator_keys(text)
     overrides: dict = {}
-    for key, node in entries.items():
+    for key, node in _top_level_entries(text).items():
         tag = str(node.tag)
         if tag == "!PLACEHOLDER":
             overrides[key] = f"/nonexistent/{key}"
@@ -149,13 +184,32 @@ def inference_overrides(text: str) -> dict:
     return overrides
 
 
-def load_hparams(path: Path, overrides: dict | None = None) -> dict:
+def refuse_fact_overrides(text: str, overrides: dict, source: Path) -> None:
+    """Refuse ``overrides`` that would change what a trained experiment is.
+
+    An experiment's weights were trained at its ``sample_rate`` with its model's sizes: another
+    value runs the model on signals it never saw (an 8 kHz model at 16 kHz separates badly without
+    a word) or builds a model its checkpoint does not fit. The facts are
+    :data:`EXPERIMENT_FACTS` and every key the separator is built from (:func:`separator_keys`).
+    """
+    facts = set(EXPERIMENT_FACTS) | separator_keys(text)
+    changed = sorted(key for key in overrides if key in facts)
+    if changed:
+        raise SeparationError(
+            f"--override {', '.join(changed)}: the sample rate and the model's sizes are facts of the experiment "
+            f"{source.parent} (the weights were trained with them); drop the override: inputs at any rate are "
+            "resampled to the model's rate, and the estimates back"
+        )
+
+
+def load_hparams(path: Path, overrides: dict | None = None, experiment: bool = False) -> dict:
     """Load a recipe YAML (or an experiment's resolved copy, ours or a published one) for inference.
 
     Only the separator is built (:func:`inference_overrides`): the experiment's own paths are
     relative to where it was trained, and its training-only objects may not even exist in this
-    SpeechBrain. ``overrides`` win. A HyperPyYAML file can run code when loaded (``!new:``,
-    ``!apply:`` build any Python object): load only experiments you trust.
+    SpeechBrain. ``overrides`` win, except, for an ``experiment``'s own copy, over its sample
+    rate and model sizes (:func:`refuse_fact_overrides`). A HyperPyYAML file can run code when
+    loaded (``!new:``, ``!apply:`` build any Python object): load only experiments you trust.
     """
     from hyperpyyaml import load_hyperpyyaml
 
@@ -169,6 +223,8 @@ def load_hparams(path: Path, overrides: dict | None = None) -> dict:
         raise SeparationError(f"{path}: cannot read the hparams ({one_line(error)})") from error
     except Exception as error:  # ruamel's parser and composer errors: the file is not YAML
         raise SeparationError(f"{path}: not a YAML file ({type(error).__name__}: {one_line(error)})") from error
+    if experiment:
+        refuse_fact_overrides(text, overrides or {}, path)
     defaults.update(overrides or {})
     try:
         return load_hyperpyyaml(current_yaml(text), defaults)
@@ -290,111 +346,20 @@ def _load(checkpointer: IntactCheckpointer, checkpoint: Checkpoint) -> None:
         raise SeparationError(str(error)) from error
 
 
+def check_input_rate(rate: int) -> None:
+    """Refuse a mixture's ``rate`` (Hz) below :data:`MIN_INPUT_RATE`."""
+    if rate < MIN_INPUT_RATE:
+        raise SeparationError(
+            f"sample rate {rate} Hz, below the {MIN_INPUT_RATE} Hz this recipe separates (no speech band fits); "
+            "check the file's header, or resample the recording to at least 8000 Hz"
+        )
+
+
 def _device(device: str | torch.device) -> torch.device:
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SeparationError("CUDA is not available on this machine; use --device cpu")
     return device
-
-
-# ============================================================================================== blocks
-@dataclass(frozen=True)
-class Block:
-    """One block of :func:`separate_in_blocks`, in samples of the model's rate.
-
-    The model runs on input ``[start, stop)``; its output is used on ``[keep_start, keep_stop)``,
-    weighted by a linear fade-in over the first ``fade_in`` samples and a fade-out over the last
-    ``fade_out`` samples (the neighbour's fade is the complement: the weights sum to 1).
-    """
-
-    start: int
-    stop: int
-    keep_start: int
-    keep_stop: int
-    fade_in: int
-    fade_out: int
-
-
-def plan_blocks(n_samples: int, block: int, crossfade: int, before: int, after: int, stride: int) -> list[Block]:
-    """Blocks covering ``n_samples``: hop ``block``, ``before``/``after`` samples of context.
-
-    Block inputs start on multiples of ``stride`` so that their encoder frames are the whole
-    file's frames. A file that fits in one block (plus the cross-fade) is one block: the whole file.
-    """
-    block = max(2 * stride, block // stride * stride)
-    crossfade = max(0, min(crossfade, block // 2))
-    # More than one block only when the last one holds more than the cross-fade: every ramp
-    # then lies inside the file.
-    n_blocks = max(1, math.ceil((n_samples - crossfade) / block))
-    if n_blocks == 1:
-        return [Block(0, n_samples, 0, n_samples, 0, 0)]
-    half = crossfade // 2
-    blocks = []
-    for i in range(n_blocks):
-        keep_start = 0 if i == 0 else i * block - half
-        keep_stop = n_samples if i == n_blocks - 1 else (i + 1) * block - half + crossfade
-        start = max(0, keep_start - before) // stride * stride
-        stop = min(n_samples, keep_stop + after)
-        blocks.append(
-            Block(start, stop, keep_start, keep_stop, crossfade if i else 0, crossfade if i < n_blocks - 1 else 0)
-        )
-    return blocks
-
-
-def _block_weights(block: Block) -> torch.Tensor:
-    """``[keep_stop - keep_start]`` weights: linear ramps at the joins, 1 elsewhere.
-
-    :func:`plan_blocks` makes every kept region at least ``fade_in + fade_out`` long and puts the
-    fade-out of a block exactly on the fade-in of the next one, so the weights sum to 1.
-    """
-    weights = torch.ones(block.keep_stop - block.keep_start)
-    if block.fade_in:
-        weights[: block.fade_in] = (torch.arange(block.fade_in) + 0.5) / block.fade_in
-    if block.fade_out:
-        weights[-block.fade_out :] = 1.0 - (torch.arange(block.fade_out) + 0.5) / block.fade_out
-    return weights
-
-
-def separate_in_blocks(
-    model: BinauralTasNet,
-    mix: torch.Tensor,
-    block: int,
-    crossfade: int,
-    device: torch.device | str = "cpu",
-) -> torch.Tensor:
-    """Separate a long ``[time, 2]`` mixture with bounded memory: ``[time, 2, n_spks]`` on the CPU.
-
-    Context per block: :func:`binaural.realtime.streaming.model_context` (receptive field of the mask networks,
-    in encoder frames times the stride, plus the encoder window and one frame of slack).
-    """
-    assert model.stride is not None
-    before, after = model_context(model)
-    plan = plan_blocks(mix.shape[0], block, crossfade, before, after, model.stride)
-    out: torch.Tensor | None = None
-    with torch.inference_mode():
-        for piece in plan:
-            segment = mix[piece.start : piece.stop].to(device, torch.float32).unsqueeze(0)  # [1, t, 2]
-            est = _forward(model, segment)[0].cpu()  # [t, 2, C]
-            if len(plan) == 1:
-                return est
-            if out is None:
-                out = torch.zeros(mix.shape[0], 2, est.shape[-1])
-            kept = est[piece.keep_start - piece.start : piece.keep_stop - piece.start]  # [keep, 2, C]
-            out[piece.keep_start : piece.keep_stop] += kept * _block_weights(piece)[:, None, None]
-    assert out is not None
-    return out
-
-
-def _forward(model: BinauralTasNet, mix: torch.Tensor) -> torch.Tensor:
-    """``model(mix)`` with SpeechBrain's short-input failures turned into a clear error."""
-    try:
-        return model(mix)
-    except (RuntimeError, ValueError) as error:
-        if "padding" in str(error).lower() or "kernel size" in str(error).lower():
-            raise SeparationError(
-                f"the mixture ({mix.shape[1]} samples) is too short for this model: {error}"
-            ) from error
-        raise
 
 
 # ============================================================================================== API
@@ -494,7 +459,7 @@ class BinauralSeparator:
                 f"{folder}: no {' or '.join(EXPERIMENT_HPARAMS_NAMES)}; pass the experiment folder "
                 "train.py created (results/<experiment_name>/<seed>), or --hparams and --checkpoint"
             )
-        hparams = load_hparams(hparams_file, overrides)
+        hparams = load_hparams(hparams_file, overrides, experiment=True)
         model = model_from_hparams(hparams, hparams_file)
         checkpoint, reason = find_best_checkpoint(folder / "save", model, min_key, max_key)
         _load(_checkpointer(folder / "save", model), checkpoint)  # the files once more: they may have changed since
@@ -525,6 +490,7 @@ class BinauralSeparator:
     ) -> np.ndarray:
         """``[time, 2]`` at ``rate`` Hz -> float32 ``[time', 2, n_spks]`` at the model's rate."""
         mix = np.asarray(mix)
+        check_input_rate(rate)
         if mix.ndim != 2 or mix.shape[1] != 2:
             raise SeparationError(
                 f"expected a two-channel [time, 2] mixture, got shape {mix.shape}: a mono signal carries no interaural cues"
@@ -558,35 +524,46 @@ class BinauralSeparator:
         chunk_ms: float = 8.0,
         subtype: str = "FLOAT",
     ) -> list[Path]:
-        """Separate one wav; writes ``NAME_s1.wav``... (stereo, input rate) in ``output_dir``.
+        """Separate one audio file; writes ``NAME_s1.wav``... (stereo, input rate and length) in ``output_dir``.
 
-        Memory: the input as float32, the estimates at the model's rate, and one talker at a time
-        at the input's rate (the activations are bounded by the block length).
+        Streamed from the file to the files (:func:`binaural.separation.blocks.stream_file`): peak
+        memory is one block at the model's rate, whatever the file's length, and the estimates
+        equal :meth:`separate_array` of the whole file.
 
         Raises:
             AudioFileError: unreadable, mono, corrupt or non-finite input (the message names the file).
+            SeparationError: a rate below :data:`MIN_INPUT_RATE`, or too short for the model.
         """
         path = Path(path)
-        mix, rate = read_float(path, channels=2)  # [time, 2] float64; refuses mono with a clear error
-        n_samples = mix.shape[0]
-        mix = mix.astype(np.float32)
+        info = check_readable(path)
+        check_channels(path, info, 2)
         try:
-            est = self.separate_at_model_rate(mix, rate, streaming=streaming, chunk_ms=chunk_ms)  # [time_m, 2, C]
+            check_input_rate(info.samplerate)
+            n_model = -(-info.frames * self.sample_rate // info.samplerate)
+            if n_model < self.model.kernel_size:
+                raise SeparationError(
+                    f"the mixture is {info.frames} samples long at {info.samplerate} Hz, shorter than one encoder "
+                    f"window ({self.model.kernel_size} samples at {self.sample_rate} Hz)"
+                )
+            targets = self.output_paths(path, output_dir)
+            stream_file(path, info, targets, self.sample_rate, self._stream_separation(streaming, chunk_ms), subtype)
         except SeparationError as error:
             raise SeparationError(f"{path}: {error}") from error
-        del mix
-        written = []
-        for k, target in enumerate(self.output_paths(path, output_dir)):
-            signal = self.to_rate(est[..., k], rate, n_samples)  # [time, 2]
-            if subtype != "FLOAT":
-                peak = float(np.max(np.abs(signal))) if signal.size else 0.0
-                if peak > PCM_PEAK:
-                    print(f"{target}: peak {peak:.3f} above full scale for {subtype}; scaled by {PCM_PEAK / peak:.3f} "
-                          "(both ears alike)")
-                    signal = signal * (PCM_PEAK / peak)
-            write_atomic(target, signal, rate, subtype=subtype)
-            written.append(target)
-        return written
+        return targets
+
+    def _stream_separation(self, streaming: bool, chunk_ms: float):
+        """``separate(pieces, n_samples)`` for :func:`stream_file`: blocks offline, chunks when streaming."""
+        if streaming:
+            chunk = self.chunk_samples(chunk_ms)
+
+            def chunks(pieces, n_samples):
+                self.reset()
+                return chunks_of_stream(self.process_chunk, self.flush, pieces, chunk)
+
+            return chunks
+        block = round(self.block_seconds * self.sample_rate)
+        crossfade = round(self.crossfade_ms * self.sample_rate / 1000)
+        return lambda pieces, n_samples: blocks_of_stream(self.model, pieces, n_samples, block, crossfade, self.device)
 
     def output_paths(self, path: str | Path, output_dir: str | Path) -> list[Path]:
         """Where :meth:`separate_file` writes the talkers of ``path``: ``NAME_s1.wav``, ``NAME_s2.wav``..."""

@@ -88,3 +88,20 @@ def test_resample_with_its_cached_filter_is_bit_exact(rate_in, rate_out, dtype):
         want = resample_poly(x, rate_out, rate_in, axis=-1)
         assert got.dtype == want.dtype
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("rate_in, rate_out", [(44100, 8000), (8000, 44100), (16000, 8000), (11025, 8000), (8000, 8000)])
+def test_stream_resampler_equals_resampling_the_whole(rate_in: int, rate_out: int) -> None:
+    """Pieces of any length, pushed in order, give resample() of the whole signal, bit for bit."""
+    from binaural.data.mixing import StreamResampler
+
+    rng = np.random.default_rng(rate_in + rate_out)
+    signal = rng.standard_normal((30011, 2)).astype(np.float32)
+    resampler = StreamResampler(rate_in, rate_out)
+    pieces, start = [], 0
+    while start < len(signal):
+        size = int(rng.integers(1, 5000))
+        pieces.append(resampler.push(signal[start : start + size]))
+        start += size
+    pieces.append(resampler.finish())
+    np.testing.assert_array_equal(np.concatenate(pieces), resample(signal, rate_in, rate_out))

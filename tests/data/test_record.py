@@ -419,3 +419,25 @@ def test_a_refused_run_into_a_new_folder_leaves_no_folder(tiny_wsj_root, tmp_pat
         create_binaural_wsj0mix(tiny_wsj_root, out, GenerationOptions(metadata_dir=tmp_path / "absent", hrtf_dir="x"))
     assert not out.exists()
     assert not os.listdir(tmp_path)
+
+
+def test_a_build_that_leaves_a_part_unfinished_never_reports_success(tiny_wsj_root, tmp_path, monkeypatch):
+    """A file that never reached the disk (here: one write swallowed) keeps its part "in progress",
+    and the build says so instead of returning as if done."""
+    import binaural.data.generation as generation
+    from binaural.data.record import DatasetError, DatasetRecord
+
+    real_write = generation.write_atomic
+    swallowed = []
+
+    def write_but_one(path, *args, **kwargs):
+        if not swallowed and Path(path).parent.name == "mix" and Path(path).parent.parent.name == "tt":
+            swallowed.append(path)
+            return
+        real_write(path, *args, **kwargs)
+
+    monkeypatch.setattr(generation, "write_atomic", write_but_one)
+    with pytest.raises(DatasetError, match=r"wav8k/min/tt still in progress .* run the same command again"):
+        create_binaural_wsj0mix(tiny_wsj_root, tmp_path / "out", own_options())
+    assert swallowed
+    assert DatasetRecord.read(tmp_path / "out").status("8k", "min", "tt") == "in progress"

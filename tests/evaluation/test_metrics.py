@@ -16,7 +16,7 @@ import metrics
 
 from binaural.evaluation.metrics import ITD_FINE_INTERP, MAX_ITD_US, sdr_filter_length
 from binaural.errors import RecipeError
-from binaural.evaluation.metrics import METRIC_NAMES, MetricsInputError, best_permutation, evaluate_utterance, ild_db, itd_us, score_folders, sdr_db, si_snr_db, snr_db, write_results_csv
+from binaural.evaluation.metrics import METRIC_NAMES, MetricsInputError, SilentSignalError, best_permutation, evaluate_utterance, ild_db, itd_us, score_folders, sdr_db, si_snr_db, snr_db, write_results_csv
 
 FS = 8000
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -215,7 +215,19 @@ def test_sdr_survives_silent_and_degenerate_signals() -> None:
     one_silent_ear[:, 1, 0] = 0.0
     assert np.all(np.isfinite(sdr_db(one_silent_ear, targets)))
     assert np.all(np.isfinite(sdr_db(silent, silent)))
-    result = evaluate_utterance(silent[:, :, 0], silent, silent, FS)
+
+
+
+def test_a_silent_mixture_or_target_is_refused_naming_it() -> None:
+    """Below SILENCE_DBFS there is nothing to score: an all-zero mixture gave SI-SNRi +98 dB."""
+    targets = _talkers(2)
+    with pytest.raises(SilentSignalError, match=r"^mixture: silent .* -90 dBFS"):
+        evaluate_utterance(np.zeros_like(targets[:, :, 0]), targets, targets, FS)
+    quiet = targets.copy()
+    quiet[:, 1, 1] *= 1e-6 / np.sqrt(np.mean(quiet[:, 1, 1] ** 2))  # -120 dBFS in the right ear of talker 2
+    with pytest.raises(SilentSignalError, match=r"^target 2: silent \(right ear"):
+        evaluate_utterance(quiet.sum(axis=2), quiet, targets, FS)
+    result = evaluate_utterance(targets.sum(axis=2), targets, np.zeros_like(targets), FS)  # a silent estimate scores
     assert all(np.isfinite(value) for value in result.values())
 
 

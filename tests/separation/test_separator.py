@@ -22,7 +22,8 @@ from conftest import make_tasnet as make_model
 
 from binaural.models import tasnet as bt
 from binaural.io.audio import AudioFileError
-from binaural.separation.separator import KNOWN_CHECKPOINT_KEYS, BinauralSeparator, SeparationError, _block_weights, load_hparams, plan_blocks, separate_in_blocks
+from binaural.separation.blocks import _block_weights, plan_blocks, separate_in_blocks
+from binaural.separation.separator import KNOWN_CHECKPOINT_KEYS, BinauralSeparator, SeparationError, load_hparams
 from separate import main
 
 ROOT = Path(__file__).resolve().parents[2]
