@@ -1,38 +1,10 @@
-"""Separation metrics for binaural speech: SNR, SI-SNR, SDR and the interaural-cue errors ΔITD, ΔILD.
-
-What is measured, for every utterance (Han, Luo & Mesgarani, ICASSP 2020; SpeechBrain's
-BinauralWSJ0Mix recipe):
-
-* ``snr`` / ``snr_i`` (dB): SpeechBrain's ``cal_snr`` per ear on zero-mean signals, averaged over
-  both ears and all talkers; the improvement is over the mixture used as every talker's estimate.
-* ``si_snr`` / ``si_snr_i`` (dB): the scale-invariant version (SpeechBrain's ``cal_si_snr``), per ear.
-* ``sdr`` / ``sdr_i`` (dB): BSS-eval SDR (512-tap distortion filter) from ``fast_bss_eval``, per ear;
-  on signals shorter than 16 × 512 samples the filter has one tap per 16 samples, so the SDR stays
-  meaningful (see :func:`sdr_filter_length`).
-* ``delta_ITD`` (µs): |ITD(target) − ITD(estimate)| with ITD from GCC-PHAT at integer-sample lags
-  over every lag, as in the published table; ``delta_ITD_fine`` (µs) the same at 1/16-sample
-  resolution, searching only the lags a head produces (|ITD| ≤ 1 ms by default, ``max_itd_us``).
-* ``delta_ILD`` (dB): |ILD(target) − ILD(estimate)|, ILD = 10 log10(Σ left² / Σ right²).
-
-All of them are taken under ONE talker permutation, the one that maximises the mean SNR (searched
-over all n! permutations). The published recipe picks the ITD and ILD permutations separately and
-only tries the reversed order, which is wrong for three talkers: for two talkers its ΔITD/ΔILD
-can only be lower (better) than ours, for three they can be either.
-
-Shapes: a binaural signal is ``[time, ear]`` (ear 0 = left, 1 = right); a set of talkers is
-``[time, ear, speaker]``. Signs: ITD > 0 when the left ear lags (source on the right); ILD > 0
-when the left ear is louder (so a source on the right has ITD > 0 and ILD < 0).
-
-Command line::
+"""Score folders of binaural separation estimates: SNR(i), SI-SNR(i), SDR(i), ΔITD and ΔILD.
 
     python metrics.py --mix_dir D/mix --ref_dir D --est_dir E --out results.csv [--sample_rate 8000] [--max_itd_us 1000]
 
 scores ``E/s1, E/s2[, E/s3]`` against ``D/s1, D/s2[, D/s3]`` file by file (same names as in
-``D/mix``) and writes a CSV like SpeechBrain's ``test_results.csv``: ``snt_id`` + ``METRIC_NAMES``,
-one row per utterance and a last ``avg`` row. A mixture or target with an ear below -90 dBFS RMS
-(one step of 16-bit audio: silent) is refused naming the file, since any score of it is a ratio of
-rounding noise; a silent estimate is scored (a failed separation). ``train.py``'s test stage leaves
-such an utterance out of ``test_results.csv`` with a warning naming it.
+``D/mix``) and writes a CSV like SpeechBrain's ``test_results.csv`` (one row per mixture, a last
+``avg`` row). What each metric is, its units and the permutation: :mod:`binaural.evaluation.metrics`.
 """
 from __future__ import annotations
 

@@ -3,32 +3,9 @@
 
     python report.py RESULTS_FOLDER
 
-Reads what the recipe leaves in a SpeechBrain output folder:
-- ``test_results.csv`` (required): ``snt_id`` + metrics per test mixture, last row ``avg``;
-- ``train_log.txt`` (optional): SpeechBrain's ``FileTrainLogger`` lines, one per epoch, e.g.
-  ``epoch: N, lr: ... - train loss: X, ... - valid loss: Y, ...`` (this recipe) or
-  ``... - train si-snr: X - valid si-snr: Y`` (SpeechBrain's separation recipes). Both log the
-  loss, a NEGATIVE SNR, so the curves show −X and −Y (dB);
-- ``audio_results/`` (optional, also looked for under ``save/``): ``item<id>_mix.wav``,
-  ``item<id>_source<k>.wav`` (target) and ``item<id>_source<k>hat.wav`` (estimate), stereo.
-
-Writes next to ``test_results.csv``:
-- ``report.md`` and its figures: training curve, distributions of SNRi / ΔITD / ΔILD, SNRi and ΔITD
-  against the talkers' angular separation (when the test names carry azimuths:
-  ``subject_utt1_az1_el1_utt2_az2_el2[_utt3_az3_el3]``), and spectrograms of one example, both ears;
-- ``report.html``, the listening page: the same table and figures, then one row per saved example,
-  ordered by SNRi (best first; best and worst marked) with its SNRi, ΔITD and ΔILD, a player for the
-  mixture, each target and each estimate (stereo files: with headphones, each talker is heard where
-  it is), and a small spectrogram of each (``report_files/``: left ear above right ear). The page is
-  plain HTML and CSS with relative links: it works opened from disk (``file://``), fetches nothing
-  from the network and needs no JavaScript. :func:`write_separation_page` makes the same page for
-  ``separate.py --report`` (mixtures and estimates, no references, so no metrics).
-
-A part whose input is absent is skipped with a note in the report. Every file is written to a
-temporary file and moved into place, so a reader never sees half a figure.
-
-Figures are drawn with matplotlib's object API on Agg canvases: no display is needed, and the
-caller's pyplot backend is left alone.
+Reads ``test_results.csv`` (required), ``train_log.txt`` and ``audio_results/`` of a train.py output
+folder and writes ``report.md``, its figures and ``report.html`` beside them; what each shows and
+how the examples are chosen: :mod:`binaural.evaluation.report`.
 """
 from __future__ import annotations
 

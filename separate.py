@@ -9,47 +9,11 @@
     python separate.py --hparams hparams/convtasnet-parallel.yaml \\
         --checkpoint results/convtasnet-parallel/1234/save/CKPT+2024-01-01+00-00-00+00 --input mix.wav --output_dir out/
 
-``--experiment`` takes a folder train.py made or a published SpeechBrain output folder as it is
-downloaded (its ``hyperparams.yaml`` has no ``Model``: :func:`published_model`); the checkpoint is
-the best intact one (:mod:`binaural.training.checkpoints`: ours by ``valid_snr``, the published by their negative
-``snr``; a damaged one is skipped with a warning). The experiment's ``hyperparams.yaml`` is
-HyperPyYAML and can run code when loaded: load only experiments you trust.
-
-Each input ``NAME.wav`` (two channels, any sample rate) gives ``NAME_s1.wav``, ``NAME_s2.wav``
-(``NAME_s3.wav`` for three talkers; two inputs that would write the same file are refused before
-any work): the binaural estimate of each talker, stereo, at the input's
-rate and length. The input is resampled to the model's rate (``binaural.data.mixing.resample``, polyphase) and
-the estimates back. Files are written as 32-bit float wav by default (``--subtype FLOAT``): no
-clipping whatever the level; with ``--subtype PCM_16``/``PCM_24`` an estimate whose peak exceeds
-full scale is scaled down (both ears by the same factor, so its interaural level difference
-stays) and a line says so. Every write is atomic (``binaural.io.audio.write_atomic``).
-
-Long files are processed in blocks, so that the activations do not grow with the file (about
-7 MB per second of block for the published model). Each block is extended by the receptive field
-of the model on each side (:func:`binaural.realtime.streaming.model_context`: 8176 samples before and 8184 after,
-1.02 s, for the published non-causal model: 1020 TCN frames of 8 samples plus the encoder window
-and one hop of slack; 3.06 s before and 24 samples after for the causal one), blocks are joined
-with a 100 ms linear cross-fade, and the result equals whole-file processing for models whose
-normalisations are frame-wise (``cLN``). The published non-causal model uses ``gLN``, whose
-statistics span its whole input: there each block (default 60 s plus context) is normalised on
-its own, like a 60 s utterance, and files up to one block are processed whole. Files are streamed
-from disk to disk, so memory does not grow with their length (see :mod:`binaural.separation.blocks`
-and ``benchmarks/bench_separate_memory.py``).
-
-The estimates never go into the input folder (or a folder inside it) and never over an input file;
-an ``--experiment``'s sample rate and model sizes cannot be overridden; inputs below 4 kHz are
-refused. Each of these is one line, before any work.
-
-``--streaming`` runs a causal model (``hparams/convtasnet-parallel-causal.yaml``) chunk by chunk
-with :class:`binaural.realtime.streaming.StreamingTasNet`, as a live input would be, and prints the algorithmic
-latency (chunk + encoder window - hop) and each file's RTF; its output equals the offline causal model's. With
-``--engine numba`` the same step runs compiled, one call per chunk (:mod:`binaural.realtime.numba_engine`, the
-fast CPU engine); with ``--engine onnx`` as an ONNX model in onnxruntime (:mod:`binaural.realtime.onnx_engine`);
-``--export_onnx MODEL.onnx`` writes that model and ``MODEL.json`` (rate, chunk, hop, latency, state
-layout) for a runtime without this recipe.
-
-The Python API is :class:`BinauralSeparator` (``from_experiment``, ``from_hparams``,
-``separate_file``, ``separate_batch``, ``reset`` / ``process_chunk`` / ``flush``).
+Each input ``NAME.wav`` (two channels, any rate) gives ``NAME_s1.wav``, ``NAME_s2.wav``[, ``NAME_s3.wav``]
+in ``--output_dir``: each talker's binaural estimate at the input's rate and length. Estimates never
+go into the input folder nor over an input; every mistake is one line, before any work. How the
+separation works (blocks, context, resampling, streaming engines, ONNX export, memory) is the
+docstring of :mod:`binaural.separation.separator`, whose :class:`BinauralSeparator` is the Python API.
 """
 from __future__ import annotations
 

@@ -4,8 +4,7 @@ WSJ0 (LDC93S6A) is licensed; a newcomer can still run every stage of the recipe 
 training, evaluation) on this stand-in and check the plumbing before getting the real corpus.
 Separation results on it say nothing about real speech.
 
-    python synthetic_speech.py --root R [--seed 0] [--talkers 8 2 2] [--utterances_per_talker 10]
-        [--duration 2.0 4.0] [--sample_rate 16000]
+    python synthetic_speech.py --root R [--seed 0] ...   (the command line)
 
 Output: ``R/wsj0/<set>/<talker>/<utterance>.wav`` (mono, PCM_16) for the sets ``si_tr_s`` (training
 and validation talkers), ``si_dt_05`` and ``si_et_05`` (unseen test talkers), and

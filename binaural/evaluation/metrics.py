@@ -25,7 +25,7 @@ when the left ear is louder (so a source on the right has ITD > 0 and ILD < 0).
 
 Command line::
 
-    python metrics.py --mix_dir D/mix --ref_dir D --est_dir E --out results.csv [--sample_rate 8000] [--max_itd_us 1000]
+    metrics.py --mix_dir D/mix --ref_dir D --est_dir E --out results.csv   (the command line)
 
 scores ``E/s1, E/s2[, E/s3]`` against ``D/s1, D/s2[, D/s3]`` file by file (same names as in
 ``D/mix``) and writes a CSV like SpeechBrain's ``test_results.csv``: ``snt_id`` + ``METRIC_NAMES``,

@@ -1,6 +1,6 @@
 """A results report for one experiment folder, headless: ``report.md`` and a listening page ``report.html``.
 
-    python report.py RESULTS_FOLDER
+    python report.py RESULTS_FOLDER   (the command line)
 
 Reads what the recipe leaves in a SpeechBrain output folder:
 - ``test_results.csv`` (required): ``snt_id`` + metrics per test mixture, last row ``avg``;

@@ -1,12 +1,6 @@
-"""Separate binaural mixtures with a trained binaural Conv-TasNet: files, folders, batches, streams.
+"""A trained binaural Conv-TasNet as a separator: files, folders, batches, streams (``separate.py``'s library).
 
-    python separate.py --experiment results/convtasnet-parallel/1234 --input mix.wav --output_dir out/
-    python separate.py --experiment results/convtasnet-parallel/1234 --input folder_of_wavs/ --output_dir out/
-    python separate.py --experiment results/convtasnet-parallel-causal/1234 --input mix.wav \\
-        --output_dir out/ --streaming --chunk_ms 8 [--engine onnx]
-    python separate.py --experiment results/convtasnet-parallel-causal/1234 --export_onnx model.onnx [--chunk_ms 8]
-    python separate.py --hparams hparams/convtasnet-parallel.yaml \\
-        --checkpoint results/convtasnet-parallel/1234/save/CKPT+2024-01-01+00-00-00+00 --input mix.wav --output_dir out/
+``separate.py`` is its command line; its ``--help`` shows the commands.
 
 ``--experiment`` takes a folder train.py made or a published SpeechBrain output folder as it is
 downloaded (its ``hyperparams.yaml`` has no ``Model``: :func:`published_model`); the checkpoint is
