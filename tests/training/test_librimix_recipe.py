@@ -3,9 +3,10 @@ that names its splits and manifests; train.py trains one on a tiny Binaural Libr
 the first run (from a LibriSpeech-shaped tree of real speech), tests it, and --test_only
 reproduces the test numbers.
 
-Trade-off (CPU time): end-to-end runs of convtasnet-parallel (clean) and convtasnet-parallel-noise
-(WHAM! noise, mix_both) plus a load-and-separate check of every file; the other files differ from
-these only in their model (tested in tests/models) or talker count.
+Every file trains one epoch and evaluates end to end; convtasnet-parallel (clean) and
+convtasnet-parallel-noise (WHAM! noise, mix_both) are also evaluated again with --test_only, which
+must reproduce the numbers. The clean two-talker experiments share one data folder (made by the
+first of them, found complete by the others), as users sharing a data folder do.
 """
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import (
-    FAST, LAUNCHERS, PROJECT_ROOT, TINY_MODEL, check_ok, check_test_results, free_port, librimix_tree, run,
-    train_log_epochs,
+    FAST, LAUNCHERS, PROJECT_ROOT, TINY_MODEL, catt_tree, check_ok, check_test_results, free_port, librimix_tree,
+    run, train_log_epochs,
 )
 from hyperpyyaml import load_hyperpyyaml
 
@@ -120,3 +121,55 @@ def test_two_process_training_makes_the_data_once(tiny_librimix, cipic_dir, tmp_
     check_ok(run(LAUNCHERS["torchrun"](free_port()) + command, timeout=300, OMP_NUM_THREADS="1"))
     assert "epoch 1: training batches per rank [1, 1]" in (output / "log.txt").read_text()
     check_test_results(output, 2)
+
+
+@pytest.fixture(scope="module")
+def shared_clean_data(tmp_path_factory) -> Path:
+    """One data folder for the clean two-talker experiments: the first run makes it, the others reuse it."""
+    return tmp_path_factory.mktemp("clean_libri2mix") / "data"
+
+
+@pytest.fixture(scope="module")
+def tiny_libri3mix(librimix_metadata_dir, speech_dir, noise_dir, tmp_path_factory):
+    return librimix_tree(librimix_metadata_dir, speech_dir, noise_dir, tmp_path_factory.mktemp("libri3mix"), 3, 2)
+
+
+@pytest.mark.parametrize("name", ["convtasnet-independent", "convtasnet-cross", "convtasnet-parallel-causal"])
+def test_each_clean_librimix_model_trains_one_epoch_and_tests(name, tiny_librimix, shared_clean_data, cipic_dir,
+                                                              tmp_path):
+    metadata, librispeech, _ = tiny_librimix
+    output = tmp_path / "out"
+    check_ok(run(one_epoch(name, shared_clean_data, librispeech, metadata, cipic_dir, output), timeout=300))
+    assert [epoch for epoch, _ in train_log_epochs(output)] == [1]
+    check_test_results(output, 2)
+
+
+def test_three_talker_librimix_trains_one_epoch_and_tests(tiny_libri3mix, cipic_dir, tmp_path):
+    metadata, librispeech, _ = tiny_libri3mix
+    output = tmp_path / "out"
+    check_ok(run(one_epoch("convtasnet-parallel-3spk", tmp_path / "data", librispeech, metadata, cipic_dir, output),
+                 timeout=300))
+    assert sorted(p.name for p in (tmp_path / "data" / "wav8k" / "min" / "test").iterdir()) == [
+        "mix_clean", "s1", "s2", "s3"]
+    check_test_results(output, 2)
+
+
+def test_reverberant_librimix_trains_one_epoch_and_tests(tiny_librimix, cipic_dir, rir_dir, tmp_path):
+    from binaural.data.rooms import BRIR_AZIMUTHS, PUBLIC_REVERB_TIMES
+
+    metadata, librispeech, _ = tiny_librimix
+    pairs = [(rt, str(az)) for times in PUBLIC_REVERB_TIMES.values() for rt in times for az in BRIR_AZIMUTHS]
+    brirs = catt_tree(rir_dir, tmp_path / "brirs", pairs)
+    output = tmp_path / "out"
+    command = one_epoch("convtasnet-parallel-reverb", tmp_path / "data", librispeech, metadata, cipic_dir, output)
+    check_ok(run([*command, "--brir_dir", str(brirs)], timeout=300))
+    check_test_results(output, 2)
+
+
+def one_epoch(name: str, data: Path, librispeech: Path, metadata: Path, hrtf: Path, output: Path) -> list[str]:
+    """train.py on ``hparams/librimix/<name>.yaml`` for one epoch of a tiny model, then its test."""
+    return [
+        sys.executable, "train.py", f"hparams/librimix/{name}.yaml", "--data_folder", str(data),
+        "--librispeech_root", str(librispeech), "--metadata_dir", str(metadata), "--hrtf_dir", str(hrtf),
+        "--output_folder", str(output), "--N_epochs", "1", "--num_workers", "1", *TINY_MODEL, *FAST,
+    ]
