@@ -3,6 +3,9 @@
 An estimate never replaces an input: an ``--output_dir`` that is the input folder or lies inside
 it is refused (its estimates ``x_s1.wav`` would overwrite a recording of that name, or be
 separated themselves on the next run), and so is an estimate whose path is a file given as input.
+A single file may be separated into its own folder (``--output_dir .``), but not over a file that
+already lies there under an estimate's name: beside a recording, ``x_s1.wav`` may well be another
+recording of the user's, and nothing tells it from an earlier estimate.
 Paths are compared as the disk sees them (device and inode), so symbolic links, ``..``, hard
 links and case-insensitive disks (``X_S1.WAV`` is ``x_s1.wav`` there) are seen through. All is
 checked before any work, so a refusal writes nothing.
@@ -75,12 +78,18 @@ def check_outputs(
     """
     writers: dict[str, Path] = {}
     for path in inputs:
+        beside = same_file(output_dir, Path(os.path.abspath(path)).parent)
         for target in output_paths(path, output_dir):
             victim = next((other for other in inputs if same_file(target, other)), None)
             if victim is not None:  # the user's file would lose its bytes
                 raise OutputFolderError(
                     f"the estimate {target} of {path} would be written over the input {victim}; choose an "
                     "--output_dir that holds no input"
+                )
+            if beside and target.exists():
+                raise OutputFolderError(
+                    f"{target} already exists beside the input {path} and may be a recording of yours; "
+                    "separate into another --output_dir, or move that file away"
                 )
             other = writers.setdefault(str(target).casefold(), path)
             if other != path:

@@ -95,6 +95,27 @@ def test_separate_into_a_sibling_folder_still_works(experiment, tmp_path) -> Non
     assert sorted(p.name for p in out.iterdir()) == ["x_s1.wav", "x_s1_s1.wav", "x_s1_s2.wav", "x_s2.wav"]
 
 
+def test_separate_one_file_into_its_folder_keeps_a_recording_of_an_estimates_name(experiment, tmp_path) -> None:
+    """``--input F/x.wav --output_dir F`` where F holds the user's own x_s1.wav: refused, bytes kept."""
+    folder = tmp_path / "F"
+    write(folder / "x.wav", noise(4000))
+    write(folder / "x_s1.wav", noise(4000, seed=1))
+    before = snapshot(tmp_path)
+    result = command("separate.py", "--experiment", str(experiment), "--input", str(folder / "x.wav"),
+                     "--output_dir", str(folder))
+    refused(result, "separate.py: error:", str(folder / "x_s1.wav"), "another --output_dir")
+    assert snapshot(tmp_path) == before
+
+
+def test_separate_one_file_into_its_own_folder_still_works(experiment, tmp_path) -> None:
+    folder = tmp_path / "F"
+    write(folder / "x.wav", noise(4000))
+    result = command("separate.py", "--experiment", str(experiment), "--input", str(folder / "x.wav"),
+                     "--output_dir", str(folder))
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in folder.iterdir()) == ["x.wav", "x_s1.wav", "x_s2.wav"]
+
+
 # ==================================================================================================
 # separate.py: the model's rate and sizes are facts of the experiment
 # ==================================================================================================
