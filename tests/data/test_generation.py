@@ -259,6 +259,7 @@ def test_kill_and_resume_finishes_without_redoing_finished_files(official_metada
 
 
 def test_cli_reports_bad_input_with_exit_code(tmp_path):
+    (tmp_path / "wsj0").mkdir()  # a WSJ0 root (a missing one is named first: tests/commands/test_train_mistakes.py)
     process = _cli(["--wsj_root", str(tmp_path), "--output_dir", str(tmp_path / "o"), "--metadata_dir",
                     str(tmp_path), "--hrtf_dir", "spherical", "--splits", "cv"])
     output = process.communicate(timeout=60)[0].decode()
