@@ -40,7 +40,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the package; tests/reference: the published forward
 
-from binaural.training.losses import separation_loss  # noqa: E402
+from binaural.training.step import training_step  # noqa: E402
 from reference.published_recipe import published_forward  # noqa: E402  (the recipe's compute_forward, verbatim)
 
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -88,20 +88,6 @@ class PublishedParallel(torch.nn.Module):
         return published_forward(dict(self.lobes), mix, "parallel", self.n_spks)
 
 
-def train_step(model, optimizer, loss_fn, mix, targets, dtype, clip_norm: float, scaler) -> float:
-    """One training step; returns the loss (negative SNR, dB)."""
-    with torch.autocast(device_type=mix.device.type, dtype=dtype, enabled=dtype is not None):
-        estimates = model(mix)  # [batch, time, ear, speaker]
-    loss = separation_loss(loss_fn, estimates, targets).mean()
-    scaler.scale(loss).backward()
-    scaler.unscale_(optimizer)
-    torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
-    scaler.step(optimizer)
-    scaler.update()
-    optimizer.zero_grad(set_to_none=True)
-    return float(loss.detach())
-
-
 def peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
@@ -146,7 +132,7 @@ def main() -> None:
         print(f"same weights: max |ours - published forward| = {difference:.2e}")
 
     def step(name: str) -> float:
-        return train_step(models[name], optimizers[name], hparams["loss"], mix, targets, dtype,
+        return training_step(models[name], optimizers[name], hparams["loss"], mix, targets, dtype,
                           hparams["clip_grad_norm"], scaler)
 
     for _ in range(args.warmup):

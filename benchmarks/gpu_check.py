@@ -59,17 +59,19 @@ def _ddp_rank(rank: int, world: int, init_file: str, device_type: str, steps: in
     import torch
     import torch.distributed as dist
 
-    sys.path.insert(0, str(HERE))
     sys.path.insert(0, str(ROOT))
-    import bench_training
+    from hyperpyyaml import load_hyperpyyaml
+
+    from binaural.training.step import training_step
 
     backend = "nccl" if device_type == "cuda" else "gloo"
     dist.init_process_group(backend, init_method=f"file://{init_file}", rank=rank, world_size=world)
     device = torch.device(device_type, rank) if device_type == "cuda" else torch.device("cpu")
     if device_type == "cuda":
         torch.cuda.set_device(device)
-    with tempfile.TemporaryDirectory() as tmp:
-        hparams = bench_training.load_recipe(Path(tmp))
+    with tempfile.TemporaryDirectory() as tmp, open(ROOT / "hparams" / "convtasnet-parallel.yaml") as handle:
+        # The parallel recipe at published sizes, its folders pointed at the scratch folder.
+        hparams = load_hyperpyyaml(handle, {"data_folder": tmp, "wsj_root": tmp, "output_folder": f"{tmp}/out"})
     torch.manual_seed(0)
     model = torch.nn.parallel.DistributedDataParallel(hparams["Model"].to(device).train())
     optimizer = hparams["optimizer"](model.parameters())
@@ -80,8 +82,8 @@ def _ddp_rank(rank: int, world: int, init_file: str, device_type: str, steps: in
     losses, durations = [], []
     for _ in range(steps + 1):  # the first step builds DDP's buckets: not timed
         start = time.perf_counter()
-        losses.append(bench_training.train_step(model, optimizer, hparams["loss"], targets.sum(-1), targets, None,
-                                                hparams["clip_grad_norm"], scaler))
+        losses.append(training_step(model, optimizer, hparams["loss"], targets.sum(-1), targets, None,
+                                    hparams["clip_grad_norm"], scaler))
         durations.append(time.perf_counter() - start)
     finite = all(bool(torch.isfinite(p).all()) for p in model.parameters())
     if rank == 0:
